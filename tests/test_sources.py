@@ -1,0 +1,290 @@
+"""Tests for tuning.sources: the synthetic corridor and the file loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tuning.errors import DataError
+from tuning.sources import TrafficSeries, as_series, check_sensors, load_series, synthetic_traffic
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ODOT = SHARED_DATA / "odot_counts" / "counts_wide_15min.csv"
+UCI = SHARED_DATA / "uci_metro_interstate" / "Metro_Interstate_Traffic_Volume.csv"
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> TrafficSeries:
+    return synthetic_traffic()
+
+
+def _copy_last_vs_profile(series: TrafficSeries, horizon: int) -> tuple[float, float]:
+    """MAE of copy-last and of last value + mean daily-profile change, on the last 20 %."""
+    values = series.values.astype(np.float64)
+    steps = len(values)
+    per_day = int(pd.Timedelta("1D") / (series.timestamps[1] - series.timestamps[0]))
+    weekend = (series.timestamps.day_of_week.to_numpy() >= 5).astype(int)
+    key = weekend * per_day + np.arange(steps) % per_day
+    cut = int(0.8 * steps)
+    profile = np.full((2 * per_day, values.shape[1]), np.nan)
+    for k in np.unique(key[:cut]):
+        profile[k] = np.nanmean(values[:cut][key[:cut] == k], axis=0)
+    t = np.arange(cut, steps - horizon)
+    target, last = values[t + horizon], values[t]
+    guess = last + profile[key[t + horizon]] - profile[key[t]]
+    ok = ~(np.isnan(target) | np.isnan(last) | np.isnan(guess))
+    return float(np.abs(target - last)[ok].mean()), float(np.abs(target - guess)[ok].mean())
+
+
+# --- synthetic -------------------------------------------------------------------------------
+
+
+def test_synthetic_is_deterministic_per_seed(synthetic: TrafficSeries) -> None:
+    again = synthetic_traffic()
+    assert np.array_equal(synthetic.values, again.values, equal_nan=True)
+    other = synthetic_traffic(seed=1)
+    assert not np.array_equal(synthetic.values, other.values, equal_nan=True)
+    assert other.name == "synthetic(seed=1)"
+
+
+def test_synthetic_shape_timestamps_and_gaps(synthetic: TrafficSeries) -> None:
+    assert synthetic.values.shape == (8064, 20) and synthetic.values.dtype == np.float32
+    assert (synthetic.num_steps, synthetic.num_sensors) == (8064, 20)
+    assert synthetic.sensor_ids[0] == "S000" and synthetic.sensor_ids[-1] == "S019"
+    assert synthetic.timestamps is not None
+    assert synthetic.timestamps[0] == pd.Timestamp("2024-01-01")
+    assert synthetic.timestamps[1] - synthetic.timestamps[0] == pd.Timedelta("5min")
+    missing = np.isnan(synthetic.values).mean()
+    assert 0.003 < missing < 0.01
+    observed = synthetic.values[~np.isnan(synthetic.values)]
+    assert 0 < observed.min() and observed.max() < 90 and 55 < observed.mean() < 70
+
+
+def test_synthetic_has_daily_and_weekly_cycles(synthetic: TrafficSeries) -> None:
+    hour = synthetic.timestamps.hour.to_numpy()
+    weekday = synthetic.timestamps.day_of_week.to_numpy() < 5
+    night = np.nanmean(synthetic.values[hour == 3])
+    morning = np.nanmean(synthetic.values[(hour == 8) & weekday])
+    evening = np.nanmean(synthetic.values[(hour == 17) & weekday])
+    weekend_morning = np.nanmean(synthetic.values[(hour == 8) & ~weekday])
+    assert morning < night - 10 and evening < night - 10
+    assert weekend_morning > morning + 10
+
+
+def test_synthetic_neighbours_are_correlated(synthetic: TrafficSeries) -> None:
+    changes = pd.DataFrame(np.diff(synthetic.values, axis=0))
+    corr = changes.corr().to_numpy()
+    assert np.nanmean(np.diag(corr, 1)) > np.nanmean(np.diag(corr, 10)) + 0.05
+
+
+def test_synthetic_profile_beats_copy_last(synthetic: TrafficSeries) -> None:
+    copy_last, profile = _copy_last_vs_profile(synthetic, horizon=5)
+    assert profile < 0.9 * copy_last  # time of day matters
+    assert copy_last < 5.0  # ...but the series is not noise
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_sensors": 0}, "num_sensors must be an integer >= 1"),
+        ({"num_days": 0}, "num_days must be an integer >= 1"),
+        ({"step_minutes": 7}, "step_minutes must divide 1440"),
+        ({"step_minutes": 0}, "step_minutes must be an integer >= 1"),
+        ({"start": "not a date"}, "start 'not a date' is not a date"),
+    ],
+)
+def test_synthetic_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        synthetic_traffic(**kwargs)  # type: ignore[arg-type]
+
+
+def test_synthetic_other_sizes() -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=2, step_minutes=15, seed=7)
+    assert series.values.shape == (192, 3)
+    assert series.timestamps[1] - series.timestamps[0] == pd.Timedelta("15min")
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_csv_with_timestamp_column(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("Time,a,b\n2024-01-01 00:00,1.5,\n2024-01-01 00:05,2,3\n2024-01-01 00:10,0,4\n")
+    series = load_series(path)
+    assert series.sensor_ids == ("a", "b") and series.name == "data.csv"
+    assert series.values.dtype == np.float32
+    np.testing.assert_array_equal(series.values, np.array([[1.5, np.nan], [2, 3], [0, 4]], dtype=np.float32))
+    assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=3, freq="5min"))
+
+
+def test_csv_first_column_of_dates_is_the_timestamp(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("when,a\n2024-01-01,1\n2024-01-02,2\n")
+    series = load_series(path)
+    assert series.sensor_ids == ("a",) and series.timestamps[1] == pd.Timestamp("2024-01-02")
+
+
+def test_csv_header_only_with_freq(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("773869,767541\n60.1,62\n58,\n")
+    assert load_series(path).timestamps is None
+    series = load_series(path, freq="5min", start="2012-03-01")
+    assert series.sensor_ids == ("773869", "767541")
+    assert series.timestamps[0] == pd.Timestamp("2012-03-01") and series.timestamps[1] == pd.Timestamp("2012-03-01 00:05")
+    assert np.isnan(series.values[1, 1])
+
+
+def test_csv_numeric_strings_are_readings() -> None:
+    frame = pd.DataFrame({"a": ["1", " 2.5 ", None], "b": [1, 2, 3]})
+    series = as_series(frame, name="frame")
+    np.testing.assert_array_equal(series.values[:, 0], np.array([1, 2.5, np.nan], dtype=np.float32))
+
+
+def test_parquet_roundtrip_with_datetime_index(tmp_path: Path) -> None:
+    index = pd.date_range("2024-01-01", periods=4, freq="15min", name="timestamp")
+    frame = pd.DataFrame({"s1": [1.0, 2.0, np.nan, 4.0], "s2": [5, 6, 7, 8]}, index=index)
+    frame.to_parquet(tmp_path / "data.parquet")
+    frame.reset_index().to_parquet(tmp_path / "column.parquet")
+    for name in ("data.parquet", "column.parquet"):
+        series = load_series(tmp_path / name)
+        assert series.sensor_ids == ("s1", "s2")
+        np.testing.assert_array_equal(series.values, frame.to_numpy(dtype=np.float32))
+        assert list(series.timestamps) == list(index)
+
+
+@pytest.mark.parametrize("shape", [(10, 3), (10, 3, 2)])
+def test_npz_uses_channel_zero(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    data = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    np.savez(tmp_path / "pems.npz", data=data)
+    series = load_series(tmp_path / "pems.npz", freq="5min")
+    expected = data if data.ndim == 2 else data[:, :, 0]
+    np.testing.assert_array_equal(series.values, expected.astype(np.float32))
+    assert series.sensor_ids == ("S000", "S001", "S002")
+    assert series.timestamps[0] == pd.Timestamp("2000-01-01")
+
+
+def test_npz_picks_data_or_x_among_several(tmp_path: Path) -> None:
+    np.savez(tmp_path / "two.npz", x=np.ones((4, 2)), y=np.zeros((4, 2)))
+    assert np.all(load_series(tmp_path / "two.npz").values == 1)
+
+
+def test_zero_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("a,b\n0,1\n2,0\n")
+    series = load_series(path, zero_is_missing=True)
+    assert np.isnan(series.values[0, 0]) and np.isnan(series.values[1, 1]) and series.values[1, 0] == 2
+    assert load_series(path).values[0, 0] == 0
+    array = np.array([[0.0, 1.0], [2.0, 3.0]])
+    assert np.isnan(as_series(array, zero_is_missing=True).values[0, 0]) and array[0, 0] == 0
+
+
+def test_as_series_inputs() -> None:
+    series = synthetic_traffic(num_sensors=2, num_days=1)
+    assert as_series(series) is series
+    assert as_series(np.ones((5, 2, 3))).values.shape == (5, 2)
+    frame = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "2024-01-01 01:00"], "x": [1, 2]})
+    assert as_series(frame).timestamps[1] == pd.Timestamp("2024-01-01 01:00")
+    with pytest.raises(TypeError, match="as_series expects"):
+        as_series([[1.0]])  # type: ignore[arg-type]
+
+
+def test_check_sensors_names_empty_sensors() -> None:
+    values = np.array([[1, np.nan, np.nan], [2, np.nan, np.nan]], dtype=np.float32)
+    series = TrafficSeries(values, None, ("a", "b", "c"), "mem")
+    with pytest.raises(DataError, match=r"mem: sensors \['b', 'c'\] have no readings.*--zero-is-missing"):
+        check_sensors(series)
+    check_sensors(synthetic_traffic(num_sensors=2, num_days=1))
+
+
+def test_series_invariants_are_enforced() -> None:
+    with pytest.raises(ValueError, match="float32"):
+        TrafficSeries(np.zeros((2, 2)), None, ("a", "b"), "x")
+    with pytest.raises(ValueError, match="sensor_ids has 1"):
+        TrafficSeries(np.zeros((2, 2), np.float32), None, ("a",), "x")
+    with pytest.raises(ValueError, match="timestamps has length 3"):
+        TrafficSeries(np.zeros((2, 2), np.float32), pd.date_range("2024", periods=3), ("a", "b"), "x")
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "match"),
+    [
+        ("data.csv", "", {}, r"data\.csv: is empty"),
+        ("data.csv", "timestamp\n2024-01-01\n2024-01-02\n", {}, "no sensor columns"),
+        ("data.csv", "a,b\n1,2\n", {}, r"has 1 row\(s\).*at least 2"),
+        ("data.csv", "a,b\n", {}, r"has 0 row\(s\)"),
+        ("data.csv", "t,a,weather\n2024-01-01,1,sun\n2024-01-02,2,rain\n", {}, r"non-numeric columns \['weather'\]"),
+        ("data.csv", "a,b\n1,x\n2,3\n", {}, r"non-numeric columns \['b'\].*drop or convert"),
+        ("data.csv", "time,a\n2024-01-01,1\n2024-01-01,2\n", {}, "strictly increasing.*data row 2.*duplicates"),
+        ("data.csv", "time,a\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, "data row 3.*not increasing"),
+        ("data.csv", "time,a\n2024-01-01,1\nsoon,2\n", {}, "timestamp column 'time' holds values that are not dates"),
+        ("data.csv", "a,b\n1,\n2,\n", {}, r"sensors \['b'\] have no readings"),
+        ("data.csv", "a,b\n0,1\n0,2\n", {"zero_is_missing": True}, r"sensors \['a'\].*--zero-is-missing"),
+        ("data.csv", "a,a\n1,2\n3,4\n", {}, "duplicate column names"),
+        ("data.csv", ",a\n0,1\n1,2\n", {}, "first column has no header"),
+        ("data.csv", "a\n1\n2\n", {"freq": "bogus"}, "bad freq 'bogus'"),
+        ("data.csv", "a\n1\n2\n", {"start": "2024-01-01"}, "without freq"),
+        ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
+        ("data.npz", b"not a zip file at all", {}, r"cannot read as npz"),
+        ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz"),
+    ],
+)
+def test_load_errors(tmp_path: Path, name: str, content: str | bytes, kwargs: dict[str, object], match: str) -> None:
+    path = _write(tmp_path / name, content)
+    with pytest.raises(DataError, match=match) as info:
+        load_series(path, **kwargs)  # type: ignore[arg-type]
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({}, "holds no arrays"),
+        ({"a": np.ones((3, 2)), "b": np.ones((3, 2))}, r"holds arrays \['a', 'b'\] and none is named 'data' or 'x'"),
+        ({"data": np.ones(5)}, r"shape \(5,\); expected \(time, sensors\)"),
+        ({"data": np.ones((2, 2, 2, 2))}, r"shape \(2, 2, 2, 2\)"),
+        ({"data": np.array([["a", "b"], ["c", "d"]])}, "dtype <U1"),
+    ],
+)
+def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], match: str) -> None:
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=match):
+        load_series(path)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data file not found: .*nope\.csv; pass an existing"):
+        load_series(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="is a directory"):
+        load_series(tmp_path)
+
+
+# --- real sample data ------------------------------------------------------------------------
+
+needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"sample data not found at {SHARED_DATA}")
+
+
+@needs_shared_data
+def test_real_odot_counts_load() -> None:
+    series = load_series(ODOT)
+    assert series.values.shape == (2496, 22)
+    assert series.sensor_ids[0] == "det_1" and series.timestamps[0] == pd.Timestamp("2024-04-18")
+    assert np.isnan(series.values).any()
+    assert np.isnan(load_series(ODOT, zero_is_missing=True).values).mean() > np.isnan(series.values).mean()
+
+
+@needs_shared_data
+def test_real_uci_file_names_non_numeric_columns() -> None:
+    with pytest.raises(DataError, match=r"non-numeric columns \['holiday', 'weather_main', 'weather_description'\]"):
+        load_series(UCI)

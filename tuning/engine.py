@@ -1,0 +1,595 @@
+"""The training engine: seeded epochs, validation, checkpoints, early stopping.
+
+The pieces are plain functions (:func:`train_one_epoch`, :func:`validate_model`,
+:func:`evaluate`, :func:`save_checkpoint`, :func:`load_checkpoint`) and one class,
+:class:`TrainingRun`, that owns the state of one run (model, optimizer, scheduler,
+grad scaler, early stopping, histories) and can be saved and restored between
+epochs. :func:`fit` drives a run to the end; the Ray Tune trainable drives the same
+run epoch by epoch. Nothing here imports Ray: progress leaves through the optional
+``report`` callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from tuning.config import TrainConfig
+from tuning.data import Batch, PreparedData, WindowSet
+from tuning.errors import ConfigError, UserError
+from tuning.metrics import ErrorSums, masked_mse
+from tuning.model import build_model
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "state.pt"
+BEST_FILE = "best.pt"
+# Fields that may differ between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {"max_epochs", "device", "num_threads", "num_workers", "pin_memory", "loader", "checkpoint_dir", "keep_checkpoints", "save_checkpoints"}
+
+
+class TrainingDivergedError(UserError, ArithmeticError):
+    """The loss became NaN or Inf; the message names where and the likely fix."""
+
+    def __init__(self, epoch: int, batch: int, learning_rate: float, loss: float, last_finite_loss: float | None) -> None:
+        self.epoch, self.batch, self.learning_rate = epoch, batch, learning_rate
+        self.loss, self.last_finite_loss = loss, last_finite_loss
+        last = "none" if last_finite_loss is None else f"{last_finite_loss:.6g}"
+        super().__init__(
+            f"loss became {loss} at epoch {epoch}, batch {batch} (learning rate {learning_rate:.3g}, "
+            f"last finite loss {last}); lower learning_rate or set gradient_clip"
+        )
+
+
+class TrainResult(NamedTuple):
+    """What a run returns; unpacks as ``best_model, histories, info``."""
+
+    model: nn.Module
+    histories: dict[str, list[Any]]
+    info: dict[str, Any]
+
+
+# ----------------------------------------------------------------------------------
+# set-up
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch and ask torch for deterministic algorithms.
+
+    With the same seed, a CPU run gives bit-identical loss histories.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    # cuBLAS needs this for deterministic matmuls; harmless elsewhere.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(spec: str) -> torch.device:
+    """'auto' picks CUDA when present, then the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} was asked for but CUDA is not available here; use device 'auto' or 'cpu'")
+    return device
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects affinity masks and containers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def limit_threads(num_threads: int) -> int:
+    """Use at most ``num_threads`` CPU threads (0: every CPU available)."""
+    n = num_threads or available_cpus()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward pass runs: autocast dtype (or None) and whether to scale the loss."""
+
+    dtype: torch.dtype | None
+    use_grad_scaler: bool
+
+    @property
+    def enabled(self) -> bool:
+        return self.dtype is not None
+
+    @property
+    def name(self) -> str:
+        return "off" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
+
+def cpu_supports_bf16() -> bool:
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
+    """Pick the mixed-precision mode; where it cannot help, turn it off with one log line."""
+    if not config.use_mixed_precision:
+        return Precision(None, False)
+    if device.type == "cuda":
+        if config.amp_dtype == "bfloat16":
+            if torch.cuda.is_bf16_supported():
+                return Precision(torch.bfloat16, False)
+            log.info("mixed precision: this GPU has no bf16; using float16 with GradScaler")
+        return Precision(torch.float16, True)
+    if device.type == "cpu" and config.amp_dtype == "bfloat16":
+        if cpu_supports_bf16():
+            return Precision(torch.bfloat16, False)
+        log.info("mixed precision off: this CPU has no native bf16 (AVX512-BF16/AMX); training in float32")
+        return Precision(None, False)
+    log.info(
+        "mixed precision off on %s: it is on by default only for CUDA (set amp_dtype='bfloat16' to force bf16)",
+        device.type,
+    )
+    return Precision(None, False)
+
+
+# ----------------------------------------------------------------------------------
+# epoch pieces
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    grad_norm: float
+    grad_norm_max: float
+    batches: int
+
+
+def _forward(model: nn.Module, batch: Batch, precision: Precision, device: torch.device) -> torch.Tensor:
+    with torch.autocast(device.type, dtype=precision.dtype or torch.float32, enabled=precision.enabled):
+        pred = model(batch.x, batch.future)
+    return pred.float()  # the loss is always computed in float32
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    grad_scaler: torch.amp.GradScaler,
+    precision: Precision,
+    device: torch.device,
+    *,
+    gradient_clip: float = 1.0,
+    epoch: int = 0,
+) -> EpochStats:
+    """One pass over the training batches.
+
+    The step order is fixed: autocast forward, ``scale(loss).backward()``,
+    ``unscale_``, ``clip_grad_norm_`` (its return value, the unclipped norm, is
+    recorded), ``step``, ``update``, ``zero_grad(set_to_none=True)``.
+
+    Raises:
+        TrainingDivergedError: on a NaN or Inf loss, naming epoch, batch, learning
+            rate and the last finite loss.
+    """
+    model.train()
+    total = 0.0
+    norms: list[float] = []
+    last_finite: float | None = None
+    n = 0
+    optimizer.zero_grad(set_to_none=True)
+    non_blocking = device.type == "cuda"
+    for n, batch in enumerate(batches, start=1):
+        batch = batch.to(device, non_blocking=non_blocking)
+        pred = _forward(model, batch, precision, device)
+        loss = masked_mse(pred, batch.y, batch.mask)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDivergedError(epoch, n, optimizer.param_groups[0]["lr"], value, last_finite)
+        last_finite = value
+        grad_scaler.scale(loss).backward()
+        grad_scaler.unscale_(optimizer)
+        max_norm = gradient_clip if gradient_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        grad_scaler.step(optimizer)
+        grad_scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        total += value
+        norms.append(float(norm))
+    if n == 0:
+        raise ValueError("the training split yielded no batch")
+    finite_norms = [v for v in norms if math.isfinite(v)] or [float("nan")]
+    return EpochStats(total / n, float(np.mean(finite_norms)), float(np.max(finite_norms)), n)
+
+
+@torch.no_grad()
+def validate_model(
+    model: nn.Module,
+    windows: WindowSet,
+    data: PreparedData,
+    precision: Precision,
+    device: torch.device,
+    batch_size: int = 4096,
+) -> dict[str, Any]:
+    """Validation loss (masked MSE, scaled units) and metrics in original units.
+
+    Returns:
+        ``loss`` plus ``mae``, ``rmse``, ``mape`` and ``per_horizon`` (see
+        :class:`~tuning.metrics.ErrorSums`).
+    """
+    metrics = evaluate(model, windows, data, precision, device, batch_size=batch_size, baseline=False)
+    return metrics["model"]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module | None,
+    windows: WindowSet,
+    data: PreparedData,
+    precision: Precision,
+    device: torch.device,
+    *,
+    batch_size: int = 4096,
+    baseline: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of the model and of the copy-last-value baseline on the same windows.
+
+    Returns:
+        ``{"model": {...}, "copy_last": {...}}``; each holds mae, rmse, mape,
+        per_horizon and (model only) the scaled-unit ``loss``.
+    """
+    if model is not None:
+        model.eval()
+    sums = {"model": ErrorSums(windows.len_target), "copy_last": ErrorSums(windows.len_target)}
+    sq, count = 0.0, 0
+    for batch in windows.batches(batch_size, shuffle=False):
+        batch = batch.to(device)
+        target = data.scaler.inverse(batch.y, batch.sensor)
+        if model is not None:
+            pred = _forward(model, batch, precision, device)
+            diff = torch.where(batch.mask, pred - batch.y, 0.0)
+            sq += float((diff * diff).sum())
+            count += int(batch.mask.sum())
+            sums["model"].add(data.scaler.inverse(pred, batch.sensor), target, batch.mask)
+        if baseline:
+            last = batch.x[:, -1:, 0].expand_as(batch.y)
+            sums["copy_last"].add(data.scaler.inverse(last, batch.sensor), target, batch.mask)
+    out: dict[str, dict[str, Any]] = {}
+    if model is not None:
+        out["model"] = {"loss": sq / max(count, 1), **sums["model"].result()}
+    if baseline:
+        out["copy_last"] = sums["copy_last"].result()
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state`` atomically: a crash mid-write never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (onto the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}; start without --resume or point at the run's output folder")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot read checkpoint {path}: {e}; delete it to start over") from e
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The newest epoch checkpoint in ``directory``, or None."""
+    found = sorted(Path(directory).glob("epoch_*.pt"))
+    return found[-1] if found else None
+
+
+def _prune_checkpoints(directory: Path, keep: int) -> None:
+    for old in sorted(directory.glob("epoch_*.pt"))[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------
+# the run
+
+
+class EarlyStopping:
+    """Patience on the validation loss; one instance per run, never shared."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = float("inf")
+        self.best_epoch = 0
+        self.counter = 0
+
+    def step(self, value: float, epoch: int) -> bool:
+        """Record an epoch's value; True when it is a new best."""
+        if value < self.best:
+            self.best, self.best_epoch, self.counter = value, epoch, 0
+            return True
+        self.counter += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.counter >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "counter": self.counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.counter = state["best"], state["best_epoch"], state["counter"]
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+@dataclass
+class TrainingRun:
+    """The state of one training run, advanced one epoch at a time.
+
+    Create it, optionally :meth:`load_state_dict` from a checkpoint, then call
+    :meth:`run_epoch` until :attr:`finished`; :meth:`result` returns the model with
+    the best weights loaded.
+    """
+
+    config: TrainConfig
+    data: PreparedData
+    device_spec: str | None = None
+    epoch: int = 0
+    histories: dict[str, list[Any]] = field(default_factory=dict)
+    resumed_from_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        c = self.config
+        if (c.len_source, c.len_target) != (self.data.len_source, self.data.len_target):
+            raise ConfigError(
+                f"config windows len_source={c.len_source}, len_target={c.len_target} differ from the "
+                f"prepared data's {self.data.len_source}, {self.data.len_target}; prepare the data with the same windows"
+            )
+        self.threads = limit_threads(c.num_threads)
+        torch.set_float32_matmul_precision("high")
+        set_seed(c.seed)
+        self.device = resolve_device(self.device_spec or c.device)
+        self.precision = resolve_precision(c, self.device)
+        self.model = build_model(c, self.data.input_size).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        self.scheduler = (
+            torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.scheduler_step_size, gamma=c.scheduler_gamma)
+            if c.use_scheduler
+            else None
+        )
+        self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.use_grad_scaler)
+        self.early_stopping = EarlyStopping(c.early_stop_patience)
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.stopped_early = False
+        self.train_time_s = 0.0
+
+    # --- state -----------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.stopped_early or self.epoch >= self.config.max_epochs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly where this run is now."""
+        return {
+            "epoch": self.epoch,
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "grad_scaler": self.grad_scaler.state_dict(),
+            "early_stopping": self.early_stopping.state_dict(),
+            "best_state": self.best_state,
+            "stopped_early": self.stopped_early,
+            "histories": self.histories,
+            "train_time_s": self.train_time_s,
+            "rng": _rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = TrainConfig.from_dict(state["config"], source="checkpoint")
+        changed = sorted(k for k, v in saved.to_dict().items() if getattr(self.config, k) != v and k not in _RESUMABLE_CHANGES)
+        if changed:
+            raise ConfigError(
+                f"the checkpoint was written with other settings for {', '.join(changed)}; "
+                "resume with the same config or start a new run in another folder"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler and state["scheduler"]:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self.early_stopping.load_state_dict(state["early_stopping"])
+        self.best_state = state["best_state"]
+        self.stopped_early = state["stopped_early"]
+        self.histories = state["histories"]
+        self.train_time_s = state.get("train_time_s", 0.0)
+        self.epoch = state["epoch"]
+        self.resumed_from_epoch = self.epoch
+        _set_rng_state(state["rng"])
+
+    # --- one epoch -------------------------------------------------------------------
+    def _train_batches(self) -> Iterable[Batch]:
+        # The shuffle order depends on (seed, epoch) only, so a resumed run sees the
+        # same batches as an uninterrupted one.
+        gen = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        windows, c = self.data.train, self.config
+        if c.loader == "tensor":
+            return windows.batches(c.batch_size, shuffle=True, generator=gen)
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+        sampler = BatchSampler(RandomSampler(windows, generator=gen), c.batch_size, drop_last=False)
+        return DataLoader(
+            windows,
+            batch_size=None,
+            sampler=sampler,
+            num_workers=c.num_workers,
+            pin_memory=c.pin_memory and self.device.type == "cuda",
+            persistent_workers=False,
+        )
+
+    def run_epoch(self) -> dict[str, Any]:
+        """Train and validate one epoch, step the scheduler, update early stopping.
+
+        Returns:
+            The epoch's metrics: epoch, train_loss, val_loss, val_mae, val_rmse,
+            val_mape, learning_rate, grad_norm, is_best, patience_counter.
+        """
+        c = self.config
+        epoch = self.epoch + 1
+        lr = self.optimizer.param_groups[0]["lr"]
+        start = time.perf_counter()
+        stats = train_one_epoch(
+            self.model, self._train_batches(), self.optimizer, self.grad_scaler, self.precision, self.device,
+            gradient_clip=c.gradient_clip, epoch=epoch,
+        )  # fmt: skip
+        val = validate_model(self.model, self.data.val, self.data, self.precision, self.device)
+        if not math.isfinite(val["loss"]):
+            raise TrainingDivergedError(epoch, 0, lr, val["loss"], stats.loss)
+        if self.scheduler:
+            self.scheduler.step()
+        elapsed = time.perf_counter() - start
+        self.train_time_s += elapsed
+        is_best = self.early_stopping.step(val["loss"], epoch)
+        if is_best:
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        self.epoch = epoch
+        self.stopped_early = self.early_stopping.should_stop and epoch < c.max_epochs
+        metrics = {
+            "epoch": epoch,
+            "train_loss": stats.loss,
+            "val_loss": val["loss"],
+            "val_mae": val["mae"],
+            "val_rmse": val["rmse"],
+            "val_mape": val["mape"],
+            "learning_rate": lr,
+            "grad_norm": stats.grad_norm,
+            "grad_norm_max": stats.grad_norm_max,
+            "epoch_time_s": elapsed,
+        }
+        for key, value in metrics.items():
+            if key != "epoch":
+                self.histories.setdefault(key, []).append(value)
+        self.histories.setdefault("val_mae_per_horizon", []).append(val["per_horizon"]["mae"])
+        self.histories.setdefault("val_rmse_per_horizon", []).append(val["per_horizon"]["rmse"])
+        metrics.update(is_best=is_best, patience_counter=self.early_stopping.counter, best_val_loss=self.early_stopping.best)
+        log.info(
+            "epoch %3d/%d  train_loss %.5f  val_loss %.5f  val_mae %.4f  lr %.2e  grad_norm %.3f  patience %d/%d  %.1fs%s",
+            epoch, c.max_epochs, stats.loss, val["loss"], val["mae"], lr, stats.grad_norm,
+            self.early_stopping.counter, c.early_stop_patience, elapsed, "  ⭐" if is_best else "",
+        )  # fmt: skip
+        return metrics
+
+    # --- the end ---------------------------------------------------------------------
+    def best_model(self) -> nn.Module:
+        model = build_model(self.config, self.data.input_size).to(self.device)
+        model.load_state_dict(self.best_state)
+        model.eval()
+        return model
+
+    def result(self, *, test: bool = True) -> TrainResult:
+        """The best model, the histories and the run's info (with test metrics)."""
+        model = self.best_model()
+        info: dict[str, Any] = {
+            "best_epoch": self.early_stopping.best_epoch,
+            "best_val_loss": self.early_stopping.best,
+            "stopped_early": self.stopped_early,
+            "epochs_run": self.epoch,
+            "device": str(self.device),
+            "mixed_precision": self.precision.enabled,
+            "amp_dtype": self.precision.name,
+            "threads": self.threads,
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "train_time_s": self.train_time_s,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "data": self.data.name,
+            "config": self.config.to_dict(),
+        }
+        if test:
+            info["test_metrics"] = evaluate(model, self.data.test, self.data, self.precision, self.device)
+        return TrainResult(model, self.histories, info)
+
+
+ReportFn = Callable[[dict[str, Any], TrainingRun], None]
+
+
+def fit(
+    config: TrainConfig,
+    data: PreparedData,
+    *,
+    report: ReportFn | None = None,
+    resume: bool = False,
+    device: str | None = None,
+) -> TrainResult:
+    """Train until early stopping or ``config.max_epochs``; return the best model.
+
+    Args:
+        config: the run's settings.
+        data: prepared windows (see :func:`tuning.data.prepare_data`).
+        report: called after every epoch with the epoch's metrics and the run
+            (whose :meth:`TrainingRun.state_dict` a caller may checkpoint).
+        resume: continue from the newest checkpoint in ``config.checkpoint_dir``
+            when there is one.
+        device: overrides ``config.device``.
+
+    Returns:
+        ``(best_model, histories, info)``.
+    """
+    run = TrainingRun(config, data, device)
+    ckpt_dir = Path(config.checkpoint_dir).resolve()
+    if resume:
+        latest = latest_checkpoint(ckpt_dir)
+        if latest is None:
+            log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
+        else:
+            run.load_state_dict(load_checkpoint(latest))
+            log.info("resumed from %s (epoch %d)", latest, run.epoch)
+    log.info(
+        "training on %s (%s, %d threads, mixed precision %s): %d train / %d val / %d test windows",
+        run.device, data.name, run.threads, run.precision.name, len(data.train), len(data.val), len(data.test),
+    )  # fmt: skip
+    while not run.finished:
+        metrics = run.run_epoch()
+        if config.save_checkpoints:
+            save_checkpoint(run.state_dict(), ckpt_dir / f"epoch_{run.epoch:04d}.pt")
+            _prune_checkpoints(ckpt_dir, config.keep_checkpoints)
+            if metrics["is_best"]:
+                save_checkpoint({"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]}, ckpt_dir / BEST_FILE)
+        if report is not None:
+            report(metrics, run)
+    if run.stopped_early:
+        log.info("early stop after epoch %d: no improvement for %d epochs", run.epoch, config.early_stop_patience)
+    result = run.result()
+    log.info("best epoch %d, val_loss %.5f", result.info["best_epoch"], result.info["best_val_loss"])
+    return result

@@ -1,0 +1,470 @@
+"""Traffic series sources: the embedded synthetic corridor and real data files.
+
+Everything downstream (scaling, windowing, training) consumes a :class:`TrafficSeries`,
+so every source ends here in one shape: raw float32 readings with ``np.nan`` for a
+missing reading, no scaling, no resampling. Loaders reject what they cannot read
+faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tuning.errors import DataError
+
+_TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
+_SUPPORTED = (".csv", ".parquet", ".npz")
+
+
+@dataclass(frozen=True, eq=False)
+class TrafficSeries:
+    """A (time x sensors) traffic series as loaded, before any scaling.
+
+    ``eq=False`` keeps identity comparison: comparing arrays element-wise is never
+    what ``==`` on two series should mean. Treat ``values`` as read-only.
+    """
+
+    values: np.ndarray
+    timestamps: pd.DatetimeIndex | None
+    sensor_ids: tuple[str, ...]
+    name: str
+
+    def __post_init__(self) -> None:
+        """Check the shape invariants every consumer relies on (bugs, not user errors)."""
+        if not isinstance(self.values, np.ndarray) or self.values.ndim != 2:
+            raise ValueError(
+                f"values must be a 2-D numpy array (time, sensors), got {type(self.values).__name__} "
+                f"with shape {getattr(self.values, 'shape', None)}"
+            )
+        if self.values.dtype != np.float32:
+            raise ValueError(f"values must be float32, got {self.values.dtype}")
+        steps, sensors = self.values.shape
+        if self.timestamps is not None:
+            if not isinstance(self.timestamps, pd.DatetimeIndex):
+                raise ValueError(f"timestamps must be a pandas DatetimeIndex or None, got {type(self.timestamps).__name__}")
+            if len(self.timestamps) != steps:
+                raise ValueError(f"timestamps has length {len(self.timestamps)} but values has {steps} steps")
+        if not isinstance(self.sensor_ids, tuple) or not all(isinstance(s, str) for s in self.sensor_ids):
+            raise ValueError("sensor_ids must be a tuple of str")
+        if len(self.sensor_ids) != sensors:
+            raise ValueError(f"sensor_ids has {len(self.sensor_ids)} entries but values has {sensors} sensors")
+
+    @property
+    def num_steps(self) -> int:
+        """Number of time steps T."""
+        return int(self.values.shape[0])
+
+    @property
+    def num_sensors(self) -> int:
+        """Number of sensors N."""
+        return int(self.values.shape[1])
+
+
+def _array_ids(num_sensors: int) -> tuple[str, ...]:
+    width = max(3, len(str(num_sensors - 1)))
+    return tuple(f"S{i:0{width}d}" for i in range(num_sensors))
+
+
+def _ar1(innovations: np.ndarray, phi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance AR(1) along axis 0 driven by (T, K) unit-variance innovations, one phi per column."""
+    out = np.empty_like(innovations)
+    scale = np.sqrt(1.0 - phi * phi)
+    state = rng.standard_normal(innovations.shape[1])  # start in the stationary law
+    for t in range(innovations.shape[0]):  # T vector steps: cheap, and no scipy needed
+        state = phi * state + scale * innovations[t]
+        out[t] = state
+    return out
+
+
+def _plateau(hours: np.ndarray, centre: float, half_width: float) -> np.ndarray:
+    """Flat-topped bump in [0, 1]: a rush hour that builds, holds and clears."""
+    x2 = np.square((hours - centre) / half_width)
+    return 1.0 / (1.0 + x2 * x2)
+
+
+def synthetic_traffic(
+    num_sensors: int = 20, num_days: int = 28, step_minutes: int = 5, seed: int = 0, start: str = "2024-01-01"
+) -> TrafficSeries:
+    """Generate speed readings (mph) along a freeway corridor, so no data file is needed.
+
+    Sensors sit along a line with traffic flowing towards higher indices. Readings combine
+    a sensor-specific free-flow level, weekday rush hours whose congestion spreads upstream
+    with a lag, milder weekends, a spatially smoothed AR(1) disturbance, per-sensor AR(1)
+    and white noise, a few incidents a week that spread upstream, and a few missing cells.
+    Time of day and recent history are informative; copying the last value is beatable.
+
+    Args:
+        num_sensors: Number of sensors N (>= 1).
+        num_days: Length in days (>= 1).
+        step_minutes: Sampling interval in minutes; must divide 1440.
+        seed: Seed for ``np.random.default_rng``; the same seed gives bit-identical output.
+        start: First timestamp, anything ``pd.Timestamp`` parses.
+
+    Returns:
+        A series of shape (num_days * 1440 // step_minutes, num_sensors) named ``synthetic(seed=...)``.
+    """
+    for label, value, low in (("num_sensors", num_sensors, 1), ("num_days", num_days, 1), ("step_minutes", step_minutes, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise DataError(f"synthetic data: {label} must be an integer >= {low}, got {value!r}; pass a positive integer")
+    if 1440 % step_minutes:
+        raise DataError(f"synthetic data: step_minutes must divide 1440 (one day), got {step_minutes}; use e.g. 5, 10, 15 or 60")
+    steps = num_days * (1440 // step_minutes)
+    if steps < 2:
+        raise DataError(
+            f"synthetic data: {num_days} day(s) at {step_minutes} min give {steps} step; use more days or a shorter step"
+        )
+    try:
+        timestamps = pd.date_range(start, periods=steps, freq=f"{step_minutes}min")
+    except (ValueError, TypeError) as e:
+        raise DataError(f"synthetic data: start {start!r} is not a date: {_first_line(e)}; pass e.g. '2024-01-01'") from e
+
+    rng = np.random.default_rng(seed)
+    n = num_sensors
+    position = np.cumsum(rng.uniform(0.5, 1.5, n)) - 0.5  # miles along the corridor
+    free_flow = rng.uniform(60.0, 70.0, n)
+    depth_am = rng.uniform(8.0, 35.0, n)
+    depth_pm = rng.uniform(8.0, 30.0, n)
+    night_boost = rng.uniform(1.0, 4.0, n)
+    # Congestion starts at the downstream bottleneck and backs up upstream at ~2 min per mile.
+    lag_hours = (position.max() - position) * rng.uniform(1.5, 2.5) / 60.0
+
+    hours = (timestamps.hour + timestamps.minute / 60.0).to_numpy(dtype=np.float64)[:, None]
+    day = np.arange(steps) // (1440 // step_minutes)
+    weekday = timestamps.day_of_week.to_numpy() < 5
+    day_am = rng.lognormal(0.0, 0.25, num_days)[day]  # some mornings are worse than others
+    day_pm = rng.lognormal(0.0, 0.25, num_days)[day]
+    shifted = hours - lag_hours[None, :]
+    am = _plateau(shifted, 8.0, 1.0) * depth_am
+    pm = _plateau(shifted, 17.5, 1.5) * depth_pm
+    weekend_midday = _plateau(shifted, 14.0, 2.0) * depth_pm * 0.3
+    rush = np.where(
+        weekday[:, None], am * day_am[:, None] + pm * day_pm[:, None], 0.15 * (am + pm) + weekend_midday * day_pm[:, None]
+    )
+    night = _plateau(hours, 2.5, 2.5) * night_boost  # emptier road at night: slightly faster
+
+    # Shared disturbance: innovations smoothed over neighbours (kernel ~2 miles), slow AR(1).
+    kernel = np.exp(-np.abs(position[:, None] - position[None, :]) / 2.0)
+    kernel /= np.sqrt((kernel**2).sum(axis=1, keepdims=True))  # unit variance per sensor
+    # One AR(1) pass for both: shared (time scale 60 min) in the first n columns, own (20 min) after.
+    innovations = np.concatenate([rng.standard_normal((steps, n)) @ kernel.T, rng.standard_normal((steps, n))], axis=1)
+    phi = np.repeat(np.exp(-step_minutes / np.array([60.0, 20.0])), n)
+    shared, own = np.split(_ar1(innovations, phi, rng), 2, axis=1)
+    white = rng.standard_normal((steps, n))
+    congestion = rush / (depth_am.max() + depth_pm.max())  # noisier when congested
+    noise = (1.0 + 2.0 * congestion) * (1.5 * shared + 1.0 * own) + 0.6 * white
+
+    incidents = np.zeros((steps, n))
+    for _ in range(rng.poisson(3.0 * num_days / 7.0)):
+        sensor, onset = int(rng.integers(n)), int(rng.integers(steps))
+        depth, recovery = rng.uniform(15.0, 35.0), rng.uniform(30.0, 120.0)
+        delay = rng.uniform(5.0, 10.0)  # minutes for the queue to reach the next sensor upstream
+        for k in range(min(3, sensor) + 1):
+            begin = onset + round(k * delay / step_minutes)
+            length = int(np.ceil((recovery + k * delay) / step_minutes)) + 1
+            if begin >= steps:
+                break
+            tau = np.arange(min(length, steps - begin)) / (length - 1)
+            incidents[begin : begin + tau.size, sensor - k] += depth * 0.6**k * (1.0 - tau) ** 0.7
+
+    speed = free_flow + night - rush + noise - incidents
+    values = np.round(np.clip(speed, 3.0, 85.0), 1).astype(np.float32)
+    values[rng.random((steps, n)) < 0.005] = np.nan
+    outage = max(1, round(rng.uniform(45.0, 90.0) / step_minutes))
+    if steps > 4 * outage:
+        for _ in range(int(rng.integers(1, 3))):
+            first = int(rng.integers(steps - outage))
+            values[first : first + outage, int(rng.integers(n))] = np.nan
+    return TrafficSeries(values, timestamps, _array_ids(n), f"synthetic(seed={seed})")
+
+
+def _first_line(error: BaseException) -> str:
+    """One line of an exception's text, without pandas' multi-line advice that follows it."""
+    text = str(error).strip()
+    return text.splitlines()[0].split(" You might want to try")[0] if text else type(error).__name__
+
+
+def _as_numbers(column: pd.Series) -> np.ndarray | None:
+    """The column as float64 with nan for gaps, or None when it holds non-numbers."""
+    dtype = column.dtype
+    if (
+        pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+        or pd.api.types.is_complex_dtype(dtype)
+    ):
+        return None
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    cells = column.astype(object).map(lambda v: v.strip() or None if isinstance(v, str) else v)
+    numbers = pd.to_numeric(cells, errors="coerce")
+    if (numbers.isna() & cells.notna()).any():
+        return None
+    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
+    """Parse a named timestamp column; a failure is the user's to fix."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        raise DataError(
+            f"{label}: timestamp column {column.name!r} holds numbers, not dates; write dates such as "
+            "'2024-01-01 08:00', or rename the column if it holds sensor readings"
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.DatetimeIndex(pd.to_datetime(column))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(
+            f"{label}: timestamp column {column.name!r} holds values that are not dates: "
+            f"{_first_line(e)}; fix those cells or use one consistent date format"
+        ) from e
+
+
+def _looks_like_dates(column: pd.Series) -> bool:
+    """Whether an unnamed-as-timestamp first column is nonetheless a timestamp column."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return True
+    if pd.api.types.is_numeric_dtype(column.dtype) or _as_numbers(column) is not None:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            pd.to_datetime(column)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
+
+
+def _check_timestamps(timestamps: pd.DatetimeIndex, label: str) -> None:
+    """Require strictly increasing timestamps: windows assume one row per distinct step."""
+    missing = np.flatnonzero(timestamps.isna())
+    if missing.size:
+        raise DataError(f"{label}: data row {missing[0] + 1} has no timestamp; every row needs one, fill or drop it")
+    step = np.diff(timestamps.asi8)
+    bad = np.flatnonzero(step <= 0)
+    if bad.size:
+        row = int(bad[0]) + 1
+        what = "duplicates" if step[bad[0]] == 0 else "is not increasing after"
+        raise DataError(
+            f"{label}: timestamps must be strictly increasing, but data row {row + 1} ({timestamps[row]}) "
+            f"{what} data row {row} ({timestamps[row - 1]}); sort the rows and drop duplicate time steps"
+        )
+
+
+def _reject_duplicates(columns: list[str], label: str) -> None:
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise DataError(f"{label}: duplicate column names {duplicated}: every sensor needs its own column; rename them")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV, first checking the raw header: pandas would silently rename 'a', 'a' to 'a', 'a.1'."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    _reject_duplicates([c.strip() for c in header], str(path))
+    return pd.read_csv(path)
+
+
+def _frame_to_series(frame: pd.DataFrame, label: str, name: str, zero_is_missing: bool) -> TrafficSeries:
+    """Split a wide frame into timestamps and sensor columns, rejecting anything else."""
+    columns = [str(c).strip() for c in frame.columns]
+    _reject_duplicates(columns, label)
+    frame = frame.set_axis(columns, axis=1)
+    timestamps: pd.DatetimeIndex | None = None
+    timestamp_column: str | None = None
+    if isinstance(frame.index, pd.DatetimeIndex):
+        timestamps = frame.index
+    else:
+        named = [c for c in columns if c.lower() in _TIMESTAMP_NAMES]
+        if named:
+            timestamp_column = named[0]
+        elif columns and _looks_like_dates(frame[columns[0]]):
+            timestamp_column = columns[0]
+        if timestamp_column is not None:
+            timestamps = _parse_timestamps(frame[timestamp_column], label)
+    sensors = [c for c in columns if c != timestamp_column]
+    if sensors and sensors[0] == "Unnamed: 0":
+        raise DataError(
+            f"{label}: the first column has no header, so it looks like a saved row index; "
+            "drop it (save with index=False) or give it a sensor name"
+        )
+    numeric: list[np.ndarray] = []
+    bad: list[str] = []
+    for c in sensors:
+        as_numbers = _as_numbers(frame[c])
+        if as_numbers is None:
+            bad.append(c)
+        else:
+            numeric.append(as_numbers)
+    if bad:
+        raise DataError(
+            f"{label}: non-numeric columns {bad}: every column except one timestamp column must hold "
+            "sensor readings; drop or convert them"
+        )
+    if not sensors:
+        raise DataError(f"{label}: no sensor columns (columns: {columns}); it needs one numeric column per sensor")
+    if len(frame) < 2:
+        raise DataError(f"{label}: has {len(frame)} row(s) of readings; at least 2 time steps are needed")
+    values = np.column_stack(numeric).astype(np.float32)
+    infinite = [c for c, col in zip(sensors, values.T, strict=True) if np.isinf(col).any()]
+    if infinite:
+        raise DataError(f"{label}: columns {infinite} hold infinite values; replace them with empty cells (missing)")
+    if zero_is_missing:
+        values[values == 0] = np.nan
+    if timestamps is not None:
+        _check_timestamps(timestamps, label)
+    return TrafficSeries(values, timestamps, tuple(sensors), name)
+
+
+def _array_to_series(array: np.ndarray, label: str, name: str, zero_is_missing: bool) -> TrafficSeries:
+    """Take (T, N) as is, or channel 0 of (T, N, C) as PEMS files store the target first."""
+    if array.ndim not in (2, 3):
+        raise DataError(
+            f"{label}: array has shape {array.shape}; expected (time, sensors) or (time, sensors, channels); reshape it"
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool) or np.iscomplexobj(array):
+        raise DataError(f"{label}: array has dtype {array.dtype}; sensor readings must be real numbers")
+    if array.ndim == 3:
+        if array.shape[2] < 1:
+            raise DataError(f"{label}: array has shape {array.shape} with no channels; channel 0 must hold readings")
+        array = array[:, :, 0]
+    if array.shape[0] < 2 or array.shape[1] < 1:
+        raise DataError(f"{label}: array has shape {array.shape}; at least 2 time steps and 1 sensor are needed")
+    values = np.array(array, dtype=np.float32)  # always a copy: the caller's array stays untouched
+    if np.isinf(values).any():
+        raise DataError(f"{label}: array holds infinite values; replace them with nan (missing)")
+    if zero_is_missing:
+        values[values == 0] = np.nan
+    return TrafficSeries(values, None, _array_ids(values.shape[1]), name)
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as loaded:
+        if isinstance(loaded, np.ndarray):  # a bare .npy saved under a .npz name
+            return np.asarray(loaded)
+        keys = list(loaded.files)
+        if not keys:
+            raise DataError(f"{path}: holds no arrays; save the series with np.savez(path, data=array)")
+        key = keys[0] if len(keys) == 1 else "data" if "data" in keys else "x" if "x" in keys else None
+        if key is None:
+            raise DataError(f"{path}: holds arrays {keys} and none is named 'data' or 'x'; save the series under the key 'data'")
+        return loaded[key]
+
+
+def load_series(
+    path: str | os.PathLike[str], *, zero_is_missing: bool = False, freq: str | None = None, start: str | None = None
+) -> TrafficSeries:
+    """Load a wide traffic file: one row per time step, one column per sensor.
+
+    Args:
+        path: A ``.csv`` or ``.parquet`` file (optional timestamp column named timestamp,
+            time, date, datetime or date_time, or a first column of dates), or a ``.npz``
+            holding one (T, N) or (T, N, C) array (channel 0 is used).
+        zero_is_missing: Treat exact zeros as missing readings (the METR-LA convention).
+        freq: For files without timestamps, a pandas frequency such as ``"5min"`` used to
+            build timestamps; ignored when the file has timestamps.
+        start: First timestamp for ``freq`` (default 2000-01-01); needs ``freq``.
+
+    Returns:
+        The series, named after the file, with float32 values and nan for missing cells.
+
+    Raises:
+        DataError: The file is missing, unreadable, not wide numeric data, has fewer than
+            2 rows, unordered timestamps or a sensor without any reading.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"data file not found: {file}; pass an existing .csv, .parquet or .npz file")
+    if file.is_dir():
+        raise DataError(f"{file}: is a directory, not a data file; pass a .csv, .parquet or .npz file")
+    suffix = file.suffix.lower()
+    if suffix not in _SUPPORTED:
+        raise DataError(
+            f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are "
+            f"{', '.join(_SUPPORTED)}; convert the file to one of them"
+        )
+    label = str(file)
+    try:
+        if suffix == ".npz":
+            series = _array_to_series(_read_npz(file), label, file.name, zero_is_missing)
+        else:
+            frame = _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
+            series = _frame_to_series(frame, label, file.name, zero_is_missing)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
+    except DataError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(
+            f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
+        ) from e
+    if series.timestamps is None and (freq is not None or start is not None):
+        if freq is None:
+            raise DataError(f"{file}: start={start!r} was given without freq; pass freq too (e.g. '5min') or drop start")
+        try:
+            stamps = pd.date_range(start or "2000-01-01", periods=series.num_steps, freq=freq)
+        except (ValueError, TypeError) as e:
+            raise DataError(
+                f"{file}: bad freq {freq!r} or start {start!r}: {_first_line(e)}; pass e.g. freq='5min' and start='2024-01-01'"
+            ) from e
+        series = TrafficSeries(series.values, stamps, series.sensor_ids, series.name)
+    _check_sensors(series, label)
+    return series
+
+
+def as_series(
+    obj: TrafficSeries | np.ndarray | pd.DataFrame, *, zero_is_missing: bool = False, name: str = "array"
+) -> TrafficSeries:
+    """Turn in-memory data into a :class:`TrafficSeries` so callers can skip files.
+
+    Unlike :func:`load_series` this does not call :func:`check_sensors`; call it when
+    all-missing sensors must be rejected.
+
+    Args:
+        obj: A TrafficSeries (returned as is, or with zeros masked when
+            ``zero_is_missing``), a (T, N) or (T, N, C) array (channel 0), or a wide
+            DataFrame whose DatetimeIndex or timestamp column gives the timestamps.
+        zero_is_missing: Treat exact zeros as missing readings.
+        name: Name for the series; it also prefixes error messages.
+
+    Returns:
+        The series with float32 values; the input is never modified.
+    """
+    if isinstance(obj, TrafficSeries):
+        if not zero_is_missing:
+            return obj
+        values = obj.values.copy()
+        values[values == 0] = np.nan
+        return TrafficSeries(values, obj.timestamps, obj.sensor_ids, obj.name)
+    if isinstance(obj, pd.DataFrame):
+        return _frame_to_series(obj, name, name, zero_is_missing)
+    if isinstance(obj, np.ndarray):
+        return _array_to_series(obj, name, name, zero_is_missing)
+    raise TypeError(f"as_series expects a TrafficSeries, numpy array or pandas DataFrame, got {type(obj).__name__}")
+
+
+def _check_sensors(series: TrafficSeries, label: str) -> None:
+    empty = [sid for sid, col in zip(series.sensor_ids, series.values.T, strict=True) if np.isnan(col).all()]
+    if empty:
+        shown = empty if len(empty) <= 10 else [*empty[:10], f"... {len(empty) - 10} more"]
+        raise DataError(
+            f"{label}: sensors {shown} have no readings at all; every sensor needs at least one reading: "
+            "drop them, or turn off --zero-is-missing if it turned their zeros into gaps"
+        )
+
+
+def check_sensors(series: TrafficSeries) -> None:
+    """Reject sensors without a single reading: they cannot be scaled or learned.
+
+    Args:
+        series: The series to check.
+
+    Raises:
+        DataError: Naming every all-missing sensor.
+    """
+    _check_sensors(series, series.name)
