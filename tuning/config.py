@@ -12,9 +12,10 @@ import dataclasses
 import difflib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tuning.errors import ConfigError
 
@@ -100,10 +101,7 @@ class TrainConfig:
             for key in unknown:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-            raise ConfigError(
-                f"{source}: unknown config key {', '.join(hints)}; "
-                f"valid keys are {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"{source}: unknown config key {', '.join(hints)}; valid keys are {', '.join(sorted(known))}")
         kwargs = {k: _coerce(k, known[k].type, v, source) for k, v in values.items()}
         try:
             return cls(**kwargs)
@@ -141,7 +139,6 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
-
 
 
 def _coerce(name: str, annotation: Any, value: Any, source: str) -> Any:
@@ -213,7 +210,9 @@ def _validate(c: TrainConfig) -> None:
     _check(c.cell in CELLS, "cell", f"one of {CELLS}", c.cell)
     _check(c.max_epochs >= 1, "max_epochs", ">= 1", c.max_epochs)
     _check(c.amp_dtype in AMP_DTYPES, "amp_dtype", f"one of {AMP_DTYPES}", c.amp_dtype)
-    _check(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device", "'auto', 'cpu' or 'cuda[:N]'", c.device)
+    _check(
+        c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device", "'auto', 'cpu' or 'cuda[:N]'", c.device
+    )
     _check(c.num_threads >= 0, "num_threads", ">= 0 (0 = all CPUs available)", c.num_threads)
     _check(c.loader in LOADERS, "loader", f"one of {LOADERS}", c.loader)
     _check(c.keep_checkpoints >= 1, "keep_checkpoints", ">= 1", c.keep_checkpoints)

@@ -16,8 +16,9 @@ the past and therefore known at prediction time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,14 @@ def min_steps(len_source: int, len_target: int) -> int:
     t = len_source + len_target
     while True:
         a, b = split_bounds(t)
-        if min(_num_starts(0, a, len_source, len_target), _num_starts(a, b, len_source, len_target), _num_starts(b, t, len_source, len_target)) >= 1:
+        if (
+            min(
+                _num_starts(0, a, len_source, len_target),
+                _num_starts(a, b, len_source, len_target),
+                _num_starts(b, t, len_source, len_target),
+            )
+            >= 1
+        ):
             return t
         t += 1
 

@@ -17,9 +17,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -36,7 +37,17 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "state.pt"
 BEST_FILE = "best.pt"
 # Fields that may differ between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"max_epochs", "device", "num_threads", "num_workers", "pin_memory", "loader", "checkpoint_dir", "keep_checkpoints", "save_checkpoints"}
+_RESUMABLE_CHANGES = {
+    "max_epochs",
+    "device",
+    "num_threads",
+    "num_workers",
+    "pin_memory",
+    "loader",
+    "checkpoint_dir",
+    "keep_checkpoints",
+    "save_checkpoints",
+}
 
 
 class TrainingDivergedError(UserError, ArithmeticError):
@@ -537,7 +548,9 @@ class TrainingRun:
             "config": self.config.to_dict(),
         }
         if test:
-            info["test_metrics"] = evaluate(model, self.data.test, self.data, self.precision, self.device)
+            test_metrics = evaluate(model, self.data.test, self.data, self.precision, self.device)
+            info["test_loss"] = test_metrics["model"].pop("loss")
+            info["test_metrics"] = test_metrics
         return TrainResult(model, self.histories, info)
 
 
@@ -585,7 +598,10 @@ def fit(
             save_checkpoint(run.state_dict(), ckpt_dir / f"epoch_{run.epoch:04d}.pt")
             _prune_checkpoints(ckpt_dir, config.keep_checkpoints)
             if metrics["is_best"]:
-                save_checkpoint({"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]}, ckpt_dir / BEST_FILE)
+                save_checkpoint(
+                    {"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]},
+                    ckpt_dir / BEST_FILE,
+                )
         if report is not None:
             report(metrics, run)
     if run.stopped_early:

@@ -14,7 +14,8 @@ DataFrame or a :class:`~tuning.sources.TrafficSeries`. New code should call
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,14 +62,20 @@ def getDefaultModelParams(len_source: int, len_target: int, dataset: DataLike | 
     derived from the data at training time, so it is not needed here.
     """
     del dataset
-    return TrainConfig.from_dict({"len_source": len_source, "len_target": len_target, **overrides}, source="getDefaultModelParams").to_dict()
+    return TrainConfig.from_dict(
+        {"len_source": len_source, "len_target": len_target, **overrides}, source="getDefaultModelParams"
+    ).to_dict()
 
 
-def trainModel(parameters: Mapping[str, Any], trainData: DataLike, testData: DataLike | None = None, verbose: bool = True) -> TrainResult:
+def trainModel(
+    parameters: Mapping[str, Any], trainData: DataLike, testData: DataLike | None = None, verbose: bool = True
+) -> TrainResult:
     """Alias of :func:`train_model` with the old argument names."""
     return train_model(parameters, trainData, testData, verbose=verbose)
 
 
-def trainModelByDefaultSetting(len_source: int, len_target: int, trainData: DataLike, testData: DataLike | None = None, verbose: bool = True) -> TrainResult:
+def trainModelByDefaultSetting(
+    len_source: int, len_target: int, trainData: DataLike, testData: DataLike | None = None, verbose: bool = True
+) -> TrainResult:
     """Alias: train with the documented defaults for the given windows."""
     return train_model(TrainConfig(len_source=len_source, len_target=len_target), trainData, testData, verbose=verbose)

@@ -1,0 +1,77 @@
+"""What every command-line entry point shares: one-line errors and exit codes.
+
+User errors (bad flags, bad files, bad values) print one line on stderr and exit
+with status 2; tracebacks stay behind ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from tuning.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data flags shared by ``tuning.train`` and ``tuning.search``."""
+    g = parser.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH", default=None,
+                   help="a wide .csv/.parquet (one column per sensor) or .npz (T, N[, C]) file; default: the embedded synthetic data set")  # fmt: skip
+    g.add_argument("--len-source", type=int, default=None, metavar="N", help="past steps the model sees (default 10)")
+    g.add_argument("--len-target", type=int, default=None, metavar="N", help="future steps to predict (default 5)")
+    g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings (METR-LA convention)")
+    g.add_argument("--freq", default=None, help="step length for a file without timestamps, e.g. 5min (enables time features)")
+    g.add_argument(
+        "--start", default=None, help="first timestamp for a file without timestamps (with --freq; default 2000-01-01)"
+    )
+
+
+def run_main(body: Callable[[], int], *, prog: str, debug: bool) -> int:
+    """Run a command's body, turning user errors and Ctrl-C into exit codes."""
+    try:
+        return body()
+    except UserError as e:
+        if debug:
+            raise
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        logging.getLogger("tuning").warning("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def parse_or_exit(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    return parser.parse_args(argv)
