@@ -1,0 +1,248 @@
+"""Sweep results as pandas DataFrames, plots and boundary warnings.
+
+Reads the files Tune writes (the newest ``experiment_state-*.json`` for the trial
+list and status, each trial's ``result.json`` for its curve) plus the sweep's own
+``sweep/`` folder, without importing Ray, so it works on a finished, an
+interrupted and a resumed sweep alike, and on a machine without Ray running.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tuning.config import TrainConfig
+from tuning.errors import UserError
+from tuning.metrics import METRIC
+from tuning.storage import ASHA_FILE
+
+CURVE_COLUMNS = [
+    "trial_id", "epoch", "val_loss", "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
+    "grad_norm", "time_total_s",
+]  # fmt: skip
+TRIAL_COLUMNS = [
+    "trial_id", "status", "finished", "is_default", "epochs_run", "best_val_loss", "best_epoch", "best_val_mae",
+    "best_val_rmse", "last_val_loss", "last_val_mae", "last_train_loss", "stopped_by_asha", "diverged",
+    "stopped_early", "time_total_s", "logdir",
+]  # fmt: skip
+"""Columns of :func:`load_sweep` besides one column per searched config field."""
+
+DONE_STATUSES = ("TERMINATED", "ERROR")
+
+
+def _experiment_dir(path: str | Path) -> Path:
+    exp = Path(path)
+    if not exp.is_dir():
+        raise UserError(f"experiment folder not found: {exp}; pass the folder a sweep wrote (storage path / name)")
+    if not any(exp.glob("experiment_state-*.json")) and not any(exp.glob("*/result.json")):
+        raise UserError(f"{exp} holds no Tune experiment (no experiment_state-*.json); check --name and --storage-path")
+    return exp
+
+
+def _trial_states(exp: Path) -> list[dict[str, Any]]:
+    """Trial id, status, config and folder of every trial Tune knows of."""
+    states = sorted(exp.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    trials: list[dict[str, Any]] = []
+    if states:
+        doc = json.loads(states[-1].read_text())
+        for trial_json, _runtime in doc["trial_data"]:
+            t = json.loads(trial_json)
+            trials.append({"trial_id": t["trial_id"], "status": t["status"], "config": t.get("config", {}),
+                           "logdir": str(exp / t["relative_logdir"]), "tag": t.get("experiment_tag", "")})  # fmt: skip
+    known = {Path(t["logdir"]).name for t in trials}
+    for result in sorted(exp.glob("*/result.json")):  # trials that ran after the last snapshot
+        if result.parent.name not in known:
+            rows = _read_results(result)
+            if rows:
+                trials.append({"trial_id": rows[0]["trial_id"], "status": "UNKNOWN", "config": rows[0].get("config", {}),
+                               "logdir": str(result.parent), "tag": ""})  # fmt: skip
+    return trials
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))  # json reads Ray's Infinity/NaN
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill mid-write
+    return rows
+
+
+def _curve_rows(trial_id: str, logdir: str) -> pd.DataFrame:
+    rows = _read_results(Path(logdir) / "result.json")
+    frame = pd.DataFrame([{c: r.get(c, np.nan) for c in CURVE_COLUMNS[1:]} for r in rows], columns=CURVE_COLUMNS[1:])
+    frame.insert(0, "trial_id", trial_id)
+    # A trial resumed from its checkpoint may report an epoch twice; the later report counts.
+    return frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
+
+
+def load_curves(path: str | Path) -> pd.DataFrame:
+    """One row per trial and epoch: the metrics each trial reported (:data:`CURVE_COLUMNS`)."""
+    exp = _experiment_dir(path)
+    frames = [_curve_rows(t["trial_id"], t["logdir"]) for t in _trial_states(exp)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _asha_stopped(exp: Path) -> dict[str, float]:
+    state = exp / ASHA_FILE
+    return json.loads(state.read_text()).get("stopped", {}) if state.is_file() else {}
+
+
+def load_sweep(path: str | Path) -> pd.DataFrame:
+    """One row per trial: config, best and last metrics, epochs, status and why it ended.
+
+    Columns: :data:`TRIAL_COLUMNS` plus one per searched config field. ``best_*``
+    come from the epoch with the lowest validation loss; ``stopped_by_asha`` marks
+    trials the scheduler cut short, ``diverged`` those whose loss became NaN/Inf,
+    ``stopped_early`` those that early stopping (patience) ended.
+    """
+    exp = _experiment_dir(path)
+    stopped = _asha_stopped(exp)
+    defaults = TrainConfig().to_dict()
+    rows = []
+    for t in _trial_states(exp):
+        results = _read_results(Path(t["logdir"]) / "result.json")
+        curve = _curve_rows(t["trial_id"], t["logdir"])
+        finite = curve[np.isfinite(curve[METRIC].astype(float))] if len(curve) else curve
+        best = finite.loc[finite[METRIC].astype(float).idxmin()] if len(finite) else None
+        last = results[-1] if results else {}
+        row: dict[str, Any] = {
+            "trial_id": t["trial_id"],
+            "status": t["status"],
+            "finished": t["status"] in DONE_STATUSES,
+            "is_default": all(defaults.get(k) == v for k, v in t["config"].items()),
+            "epochs_run": int(curve["epoch"].max()) if len(curve) else 0,
+            "best_val_loss": float(best[METRIC]) if best is not None else math.inf if results else math.nan,
+            "best_epoch": int(best["epoch"]) if best is not None else None,
+            "best_val_mae": float(best["val_mae"]) if best is not None else math.nan,
+            "best_val_rmse": float(best["val_rmse"]) if best is not None else math.nan,
+            "last_val_loss": float(last.get(METRIC, math.nan)),
+            "last_val_mae": float(last.get("val_mae", math.nan)),
+            "last_train_loss": float(last.get("train_loss", math.nan)),
+            "stopped_by_asha": t["trial_id"] in stopped,
+            "diverged": bool(any(r.get("diverged") for r in results)),
+            "stopped_early": bool(last.get("stopped_early", False)),
+            "time_total_s": float(last.get("time_total_s", math.nan)),
+            "logdir": t["logdir"],
+            **t["config"],
+        }
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=TRIAL_COLUMNS)
+    return frame.sort_values("best_val_loss", na_position="last").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BoundaryWarning:
+    parameter: str
+    value: float
+    bound: str
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return (
+            f"best {self.parameter}={self.value:.4g} lies at the {self.bound} edge of its range "
+            f"[{self.low:g}, {self.high:g}]; widen the range in the space file and search again"
+        )
+
+
+def boundary_warnings(trials: pd.DataFrame, space: Any, tolerance: float = 0.05) -> list[BoundaryWarning]:
+    """Flag searched numbers whose best value sits within ``tolerance`` of a range edge.
+
+    The distance is measured on the parameter's own scale (log for log ranges);
+    for a choice of numbers, the smallest or largest value counts as an edge.
+    """
+    ok = trials[np.isfinite(trials["best_val_loss"].astype(float))]
+    if ok.empty:
+        return []
+    best = ok.iloc[0]
+    out = []
+    for name, p in space.parameters.items():
+        value = best.get(name)
+        if value is None or isinstance(value, str) or isinstance(value, bool):
+            continue
+        if p.distribution == "choice":
+            numbers = [v for v in p.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numbers) < 3:
+                continue
+            low, high = min(numbers), max(numbers)
+            frac = 0.0 if value == low else 1.0 if value == high else 0.5
+        else:
+            low, high = p.low, p.high
+            scale = np.log if p.log else (lambda x: x)
+            frac = (scale(value) - scale(low)) / (scale(high) - scale(low))
+        if frac <= tolerance:
+            out.append(BoundaryWarning(name, float(value), "lower", low, high))
+        elif frac >= 1 - tolerance:
+            out.append(BoundaryWarning(name, float(value), "upper", low, high))
+    return out
+
+
+def plot_learning_curves(curves: pd.DataFrame, out: Path, *, best_trial: str | None = None) -> Path:
+    """Validation loss against epoch, one line per trial, the best one highlighted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for trial_id, group in curves.groupby("trial_id"):
+        finite = group[np.isfinite(group[METRIC].astype(float))]
+        is_best = trial_id == best_trial
+        ax.plot(finite["epoch"], finite[METRIC], marker="o", markersize=3, lw=2.5 if is_best else 1,
+                alpha=1.0 if is_best else 0.5, label=f"{trial_id} (best)" if is_best else None)  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{METRIC} (masked MSE, scaled)")
+    ax.set_yscale("log")
+    ax.set_title("Learning curves")
+    if best_trial:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_metric_vs_params(trials: pd.DataFrame, params: list[str], out: Path) -> Path:
+    """Best validation loss against each searched hyperparameter, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = trials[np.isfinite(trials["best_val_loss"].astype(float))]
+    cols = min(3, max(1, len(params)))
+    rows = math.ceil(len(params) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.5 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, params):
+        values = ok[name]
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        x = values if numeric else values.astype(str)
+        ax.scatter(x, ok["best_val_loss"], c=ok["epochs_run"], cmap="viridis", s=25)
+        if numeric and (values > 0).all() and values.max() / max(values.min(), 1e-300) > 50:
+            ax.set_xscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel("best val_loss")
+    for ax in list(axes.flat)[len(params) :]:
+        ax.set_visible(False)
+    fig.suptitle("Best validation loss per trial (colour: epochs run)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -1,0 +1,87 @@
+"""``python -m tuning.analyze``: tables, plots and warnings for one sweep.
+
+Prints the top trials and writes into the experiment folder ``trials.csv``,
+``trials.parquet``, ``curves.parquet``, ``learning_curves.png`` and
+``metric_vs_params.png``; warns when the best value of a hyperparameter lies at
+the edge of its search range (the optimum may lie beyond it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from tuning.analysis import boundary_warnings, load_curves, load_sweep, plot_learning_curves, plot_metric_vs_params
+from tuning.cli import ArgumentParser, positive_int, run_main
+from tuning.errors import UserError
+from tuning.export import sweep_settings
+from tuning.spaces import load_space
+from tuning.storage import DEFAULT_STORAGE, Experiment
+
+PROG = "python -m tuning.analyze"
+OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=PROG, description="Summarise a sweep: top trials, tables, learning curves, boundary warnings.")
+    p.add_argument("--name", required=True, help="the sweep's experiment name")
+    p.add_argument("--storage-path", default=DEFAULT_STORAGE, metavar="DIR", help="where the sweep lives (default: %(default)s)")
+    p.add_argument("--top", type=positive_int, default=5, metavar="N", help="trials to print (default: %(default)s)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    return p
+
+
+def analyze(exp: Experiment, top: int = 5) -> list[str]:
+    """Write the tables and plots; return the boundary warnings as text."""
+    if not exp.is_local:
+        raise UserError(
+            f"analyze reads a local folder; copy {exp.path} here first (e.g. aws s3 sync) and point --storage-path at it"
+        )
+    folder = Path(exp.path)
+    space = load_space(sweep_settings(exp)["space_file"])
+    params = list(space.parameters)
+    trials = load_sweep(folder)
+    curves = load_curves(folder)
+    trials.to_csv(folder / "trials.csv", index=False)
+    trials.to_parquet(folder / "trials.parquet", index=False)
+    curves.to_parquet(folder / "curves.parquet", index=False)
+    best = trials["trial_id"].iloc[0] if len(trials) else None
+    plot_learning_curves(curves, folder / "learning_curves.png", best_trial=best)
+    plot_metric_vs_params(trials, params, folder / "metric_vs_params.png")
+    cols = [
+        "trial_id",
+        "status",
+        *params,
+        "best_val_loss",
+        "best_val_mae",
+        "epochs_run",
+        "stopped_by_asha",
+        "diverged",
+        "is_default",
+    ]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(f"{len(trials)} trials in {folder}; top {min(top, len(trials))} by best val_loss:")
+        print(trials[cols].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    warnings = [str(w) for w in boundary_warnings(trials, space)]
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print("wrote " + ", ".join(str(folder / name) for name in OUTPUTS))
+    return warnings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        analyze(Experiment.at(args.storage_path, args.name), args.top)
+        return 0
+
+    return run_main(body, prog=PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

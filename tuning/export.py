@@ -1,0 +1,129 @@
+"""``python -m tuning.export``: write the best trial's full config as ``best_config.json``.
+
+The file holds the complete training config (fixed fields, windows and the
+searched values), so ``python -m tuning.train --config .../best_config.json``
+retrains that model; beside it sit the trial's metrics, id and checkpoint, and
+the documented defaults' metrics from the same sweep for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tuning import storage
+from tuning.analysis import load_sweep
+from tuning.cli import ArgumentParser, run_main
+from tuning.config import TrainConfig
+from tuning.errors import UserError
+from tuning.storage import BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
+
+PROG = "python -m tuning.export"
+_METRIC_KEYS = ("best_val_loss", "best_val_mae", "best_val_rmse", "best_epoch", "epochs_run", "status")
+
+
+def _latest_checkpoint(logdir: str) -> str | None:
+    found = sorted(Path(logdir).glob("checkpoint_*"))
+    return str(found[-1]) if found else None
+
+
+def sweep_settings(exp: Experiment) -> dict[str, Any]:
+    if not exp.exists(SWEEP_FILE):
+        raise UserError(f"{exp.path} was not written by tuning.search (no {SWEEP_FILE}); check --name and --storage-path")
+    return json.loads(storage.read_text(exp.file(SWEEP_FILE)))
+
+
+def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The best trial of a sweep as the ``best_config.json`` document."""
+    from tuning.spaces import load_space
+
+    settings = sweep_settings(exp)
+    trials = load_sweep(exp.path) if trials is None else trials
+    ok = trials[trials["best_val_loss"].astype(float).map(math.isfinite)] if len(trials) else trials
+    if ok.empty:
+        raise UserError(f"{exp.path}: no trial has reported a finite validation loss yet; nothing to export")
+    best = ok.iloc[0]
+    space = load_space(settings["space_file"])
+    searched = list(space.parameters)
+    config = TrainConfig.from_dict(
+        {
+            **space.base_config(),
+            "len_source": settings["len_source"],
+            "len_target": settings["len_target"],
+            "max_epochs": settings["max_epochs"],
+            **{k: best[k] for k in searched if k in best},
+        },
+        source=f"{exp.path} best trial",
+    )
+    defaults = ok[ok["is_default"]]
+    return {
+        "experiment": exp.path,
+        "trial_id": best["trial_id"],
+        "config": config.to_dict(),
+        "searched": searched,
+        "metrics": {k: _plain(best[k]) for k in _METRIC_KEYS},
+        "defaults_metrics": {k: _plain(defaults.iloc[0][k]) for k in _METRIC_KEYS} if len(defaults) else None,
+        "checkpoint": _latest_checkpoint(best["logdir"]),
+        "data": settings["data"] or "synthetic (embedded default)",
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def export_best(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write ``best_config.json`` into the experiment folder and return it."""
+    doc = best_config(exp, trials)
+    storage.write_text(exp.file(BEST_FILE), json.dumps(doc, indent=2, default=_plain))
+    return doc
+
+
+def format_summary(doc: dict[str, Any]) -> str:
+    """The best config beside the defaults, as a few lines of text."""
+    lines = [f"best trial {doc['trial_id']}:"]
+    defaults = TrainConfig().to_dict()
+    for name in doc["searched"]:
+        lines.append(f"  {name:<16} {doc['config'][name]!s:<24} (default {defaults[name]})")
+    m, d = doc["metrics"], doc["defaults_metrics"]
+    header = f"  {'':<16} {'best':>12} {'defaults':>12}"
+    lines.append(header)
+    for key in ("best_val_loss", "best_val_mae", "best_val_rmse", "epochs_run"):
+        dv = "n/a" if d is None else f"{d[key]:.5g}"
+        lines.append(f"  {key:<16} {m[key]:>12.5g} {dv:>12}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=PROG, description="Export a sweep's best config to <storage-path>/<name>/best_config.json.")
+    p.add_argument("--name", required=True, help="the sweep's experiment name")
+    p.add_argument(
+        "--storage-path", default=DEFAULT_STORAGE, metavar="DIR_OR_URI", help="where the sweep lives (default: %(default)s)"
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        exp = Experiment.at(args.storage_path, args.name)
+        doc = export_best(exp)
+        print(format_summary(doc))
+        print(f"wrote {exp.file(BEST_FILE)}")
+        return 0
+
+    return run_main(body, prog=PROG, debug=args.debug)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

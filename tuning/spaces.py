@@ -1,0 +1,267 @@
+"""Search spaces as declarative YAML files, one per study (see ``search_spaces/``).
+
+A file has up to four sections::
+
+    description: what the study is for
+    parameters:                      # searched; names are TrainConfig fields
+      learning_rate: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}
+      batch_size:    {distribution: choice, values: [256, 512, 1024, 2048, 4096]}
+      dropout_rate:  {distribution: uniform, low: 0.0, high: 0.6}
+      hidden_size:   {distribution: int, low: 16, high: 128, log: true}
+    fixed:                           # other TrainConfig fields for every trial
+      early_stop_patience: 20
+    budget:                          # the scheduler's budget
+      num_samples: 16                # trials
+      max_epochs: 12                 # ASHA's max_t
+      grace_period: 2
+      reduction_factor: 3
+
+Distributions: ``uniform`` and ``loguniform`` (floats in [low, high]), ``int``
+(integers in [low, high], ``log: true`` optional) and ``choice`` (``values``).
+Loading has no side effects; every problem is a :class:`SpaceError` naming the
+file, the parameter, what must hold and what was given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuning.config import TrainConfig
+from tuning.errors import ConfigError, SpaceError
+
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+SECTIONS = ("description", "parameters", "fixed", "budget")
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+# Fields a trial may not set: the sweep decides where checkpoints go and how many threads run.
+_RESERVED = {"checkpoint_dir", "num_threads", "device", "max_epochs", "save_checkpoints", "len_source", "len_target"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    num_samples: int = 16
+    max_epochs: int = 12
+    grace_period: int = 2
+    reduction_factor: int = 3
+
+    def replace(self, **changes: int | None) -> Budget:
+        values = {**self.__dict__, **{k: v for k, v in changes.items() if v is not None}}
+        return Budget(**values)
+
+    def validate(self, source: str) -> None:
+        for name in ("num_samples", "max_epochs", "grace_period"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise SpaceError(f"{source}: budget.{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
+            raise SpaceError(f"{source}: budget.reduction_factor must be a whole number >= 2, got {self.reduction_factor!r}")
+        if self.grace_period > self.max_epochs:
+            raise SpaceError(f"{source}: budget.grace_period ({self.grace_period}) must be <= max_epochs ({self.max_epochs})")
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    distribution: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple[Any, ...] = ()
+
+    def to_tune(self) -> Any:
+        from ray import tune
+
+        if self.distribution == "choice":
+            return tune.choice(list(self.values))
+        if self.distribution == "uniform":
+            return tune.uniform(self.low, self.high)
+        if self.distribution == "loguniform":
+            return tune.loguniform(self.low, self.high)
+        # tune.randint's upper bound is exclusive; ours is inclusive like Optuna's.
+        assert self.low is not None and self.high is not None
+        if self.log:
+            return tune.lograndint(int(self.low), int(self.high) + 1)
+        return tune.randint(int(self.low), int(self.high) + 1)
+
+    def contains(self, value: Any) -> bool:
+        if self.distribution == "choice":
+            return value in self.values
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        if self.distribution == "choice":
+            return f"choice {list(self.values)}"
+        return f"{self.distribution} [{self.low:g}, {self.high:g}]" + (" log" if self.log else "")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed, validated space file."""
+
+    name: str
+    source: str
+    description: str
+    parameters: dict[str, Param]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)
+
+    def param_space(self) -> dict[str, Any]:
+        """Tune's ``param_space``: one domain per searched field."""
+        return {name: p.to_tune() for name, p in self.parameters.items()}
+
+    def first_point(self) -> dict[str, Any]:
+        """The documented defaults of the searched fields: the sweep's first trial."""
+        defaults = TrainConfig().to_dict()
+        return {name: defaults[name] for name in self.parameters}
+
+    def base_config(self) -> dict[str, Any]:
+        """The fixed fields every trial shares."""
+        return dict(self.fixed)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    """Read and validate a space file.
+
+    Raises:
+        SpaceError: a missing or malformed file, an unknown section, distribution or
+            config field, low above high, a log scale reaching zero, an empty space,
+            or documented defaults that the space does not contain.
+    """
+    path = Path(path)
+    src = str(path)
+    if not path.is_file():
+        raise SpaceError(f"search-space file not found: {src}; pass --space with a .yaml file (see search_spaces/)")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1})" if where is not None else ""
+        raise SpaceError(f"{src}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from e
+    if not isinstance(doc, dict):
+        raise SpaceError(f"{src}: must be a mapping with a 'parameters' section, got {type(doc).__name__}")
+    unknown = [k for k in doc if k not in SECTIONS]
+    if unknown:
+        raise SpaceError(f"{src}: unknown section(s) {unknown}; allowed: {list(SECTIONS)}")
+    params_doc = doc.get("parameters")
+    if not params_doc:
+        raise SpaceError(f"{src}: the space is empty; give at least one entry under 'parameters'")
+    if not isinstance(params_doc, dict):
+        raise SpaceError(f"{src}: 'parameters' must map config fields to distributions, got {type(params_doc).__name__}")
+    fields = set(TrainConfig.field_names())
+    parameters = {name: _parse_param(src, name, spec, fields) for name, spec in params_doc.items()}
+
+    fixed = doc.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SpaceError(f"{src}: 'fixed' must map config fields to values, got {type(fixed).__name__}")
+    for name in fixed:
+        _check_field(src, name, fields, "fixed")
+        if name in parameters:
+            raise SpaceError(f"{src}: '{name}' is both searched and fixed; keep it in one section")
+    try:
+        TrainConfig.from_dict(fixed, source=f"{src}: fixed")
+    except ConfigError as e:
+        raise SpaceError(str(e)) from None
+
+    budget_doc = doc.get("budget") or {}
+    if not isinstance(budget_doc, dict):
+        raise SpaceError(f"{src}: 'budget' must be a mapping, got {type(budget_doc).__name__}")
+    allowed = set(Budget.__dataclass_fields__)
+    bad = [k for k in budget_doc if k not in allowed]
+    if bad:
+        raise SpaceError(f"{src}: unknown budget key(s) {bad}; allowed: {sorted(allowed)}")
+    budget = Budget(**budget_doc)
+    budget.validate(src)
+
+    space = SearchSpace(path.stem, src, str(doc.get("description") or ""), parameters, fixed, budget)
+    defaults = TrainConfig().to_dict()
+    for name, p in parameters.items():
+        if not p.contains(defaults[name]):
+            raise SpaceError(
+                f"{src}: the documented default {name}={defaults[name]!r} lies outside {p.describe()}; "
+                "the first trial is the defaults, so the space must contain them"
+            )
+    return space
+
+
+def _check_field(src: str, name: Any, fields: set[str], section: str) -> None:
+    if name not in fields:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), fields, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise SpaceError(f"{src}: {section} '{name}' is not a config field{hint}; see TrainConfig for the field names")
+    if name in _RESERVED:
+        raise SpaceError(f"{src}: {section} '{name}' is set by the sweep itself; use the command-line flag or budget instead")
+
+
+def _number(src: str, name: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SpaceError(f"{src}: {name}.{key} must be a number, got {value!r}")
+    try:
+        number = float(value)  # YAML 1.1 reads 1e-3 as a string
+    except ValueError:
+        raise SpaceError(f"{src}: {name}.{key} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise SpaceError(f"{src}: {name}.{key} must be finite, got {value!r}")
+    return number
+
+
+def _parse_param(src: str, name: Any, spec: Any, fields: set[str]) -> Param:
+    _check_field(src, name, fields, "parameter")
+    if not isinstance(spec, dict) or "distribution" not in spec:
+        raise SpaceError(
+            f"{src}: parameter '{name}' must be a mapping with a 'distribution' ({', '.join(DISTRIBUTIONS)}), got {spec!r}"
+        )
+    dist = spec["distribution"]
+    if dist not in DISTRIBUTIONS:
+        raise SpaceError(f"{src}: parameter '{name}' has unknown distribution {dist!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    allowed = {"distribution", "values"} if dist == "choice" else {"distribution", "low", "high", "log"}
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise SpaceError(
+            f"{src}: parameter '{name}' ({dist}) does not take {extra}; it takes {sorted(allowed - {'distribution'})}"
+        )
+    if dist == "choice":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise SpaceError(f"{src}: parameter '{name}' (choice) needs a non-empty list 'values', got {values!r}")
+        for v in values:
+            _check_value(src, name, v)
+        return Param(name, dist, values=tuple(values))
+    for key in ("low", "high"):
+        if key not in spec:
+            raise SpaceError(f"{src}: parameter '{name}' ({dist}) needs '{key}'")
+    low, high = _number(src, name, "low", spec["low"]), _number(src, name, "high", spec["high"])
+    log = dist == "loguniform" or bool(spec.get("log", False))
+    if low >= high:
+        raise SpaceError(f"{src}: parameter '{name}': low < high must hold, got low={spec['low']!r}, high={spec['high']!r}")
+    if log and low <= 0:
+        raise SpaceError(f"{src}: parameter '{name}': a log scale needs low > 0, got low={spec['low']!r}")
+    if dist == "int" and not (low.is_integer() and high.is_integer()):
+        raise SpaceError(
+            f"{src}: parameter '{name}' (int) needs whole-number bounds, got low={spec['low']!r}, high={spec['high']!r}"
+        )
+    _check_value(src, name, int(low) if dist == "int" else low)
+    _check_value(src, name, int(high) if dist == "int" else high)
+    return Param(name, dist, low=low, high=high, log=log)
+
+
+def _check_value(src: str, name: str, value: Any) -> None:
+    """Each bound or choice must itself be a valid value of the field."""
+    try:
+        TrainConfig.from_dict({name: value}, source=src)
+    except ConfigError as e:
+        raise SpaceError(f"{src}: parameter '{name}' allows an invalid value: {str(e).removeprefix(src + ': ')}") from None
+
+
+def find_space(name_or_path: str) -> Path:
+    """A path as given, else ``search_spaces/<name>.yaml`` in the project."""
+    path = Path(name_or_path)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return path
+    return SPACES_DIR / f"{name_or_path}.yaml"

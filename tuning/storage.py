@@ -1,0 +1,101 @@
+"""Where a sweep lives, resolved once, and atomic reads and writes there.
+
+A storage path is a local folder or a URI that pyarrow understands (``s3://``,
+``gs://``, ``file://``...). Local paths are made absolute before the sweep starts,
+because Tune runs trials with their working directory changed. Our own files (the
+scheduler state, the sweep's metadata, the best-config export) go through the same
+filesystem layer as Ray's, so a shared store serves a cluster too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+DEFAULT_STORAGE = "results"
+# The layout of an experiment folder beside Tune's own files. Our state lives in a
+# subfolder: Tune copies top-level *.json files on restore and syncs stale copies back.
+SWEEP_FILE = "sweep/sweep.json"
+ASHA_FILE = "sweep/asha_state.json"
+BEST_FILE = "best_config.json"
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def resolve_storage_path(path: str | os.PathLike[str]) -> str:
+    """An absolute local path, or the URI as given."""
+    text = os.fspath(path)
+    return text if is_uri(text) else str(Path(text).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment (sweep) folder: ``<storage_path>/<name>``."""
+
+    storage_path: str
+    name: str
+
+    @classmethod
+    def at(cls, storage_path: str | os.PathLike[str], name: str) -> Experiment:
+        return cls(resolve_storage_path(storage_path), name)
+
+    @property
+    def path(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+    @property
+    def is_local(self) -> bool:
+        return not is_uri(self.storage_path)
+
+    def file(self, *parts: str) -> str:
+        return "/".join([self.path, *parts])
+
+    def exists(self, *parts: str) -> bool:
+        return exists(self.file(*parts))
+
+
+def _fs(path: str) -> tuple[pafs.FileSystem, str]:
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), path
+
+
+def exists(path: str) -> bool:
+    fs, p = _fs(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def read_text(path: str) -> str:
+    fs, p = _fs(path)
+    with fs.open_input_stream(p) as f:
+        return f.read().decode()
+
+
+def write_text(path: str, text: str) -> None:
+    """Write atomically: readers see the old file or the new one, never half of one."""
+    if not is_uri(path):
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        return
+    fs, p = _fs(path)
+    fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(p) as f:  # one PUT on object stores: atomic there
+        f.write(text.encode())
+
+
+def delete_dir(path: str) -> None:
+    fs, p = _fs(path)
+    if fs.get_file_info(p).type != pafs.FileType.NotFound:
+        fs.delete_dir(p)

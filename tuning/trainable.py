@@ -1,0 +1,100 @@
+"""The Ray Tune function trainable: the one adapter between Tune and the engine.
+
+Tune's API for reporting and checkpointing has changed several times; every call
+to it is in this module (and the search entry point), so the engine stays
+Ray-free. Per epoch the trainable reports the validation loss and metrics and a
+checkpoint holding the whole :class:`~tuning.engine.TrainingRun` state; on start it
+restores from Tune's checkpoint, so paused, retried and resumed trials continue
+where they stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from tuning.config import TrainConfig
+from tuning.data import PreparedData
+from tuning.engine import CHECKPOINT_FILE, TrainingDivergedError, TrainingRun, load_checkpoint, save_checkpoint
+from tuning.metrics import METRIC
+
+log = logging.getLogger(__name__)
+
+# Every epoch's report carries these keys (analysis and tests import this list).
+REPORTED_METRICS = (
+    "epoch", METRIC, "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
+    "grad_norm", "best_val_loss", "diverged",
+)  # fmt: skip
+DIVERGED_LOSS = float("inf")
+"""The value a diverged trial reports: the worst possible, so the searcher avoids its region."""
+
+
+def trial_config(tune_config: dict[str, Any], base: dict[str, Any], *, max_epochs: int, num_threads: int) -> TrainConfig:
+    """The one boundary where Tune's config dict becomes a :class:`TrainConfig`.
+
+    ``base`` holds the sweep's fixed fields; Tune's sampled values override them.
+    Checkpoints go through Tune, not to disk, so the engine's own are off.
+    """
+    values = {**base, **tune_config, "max_epochs": max_epochs, "num_threads": num_threads, "save_checkpoints": False}
+    return TrainConfig.from_dict(values, source="trial config")
+
+
+def _trial_cpus() -> int:
+    try:
+        return max(1, int(tune.get_context().get_trial_resources().head_cpus))
+    except Exception:  # noqa: BLE001 - outside a trial (direct call in a test)
+        return 1
+
+
+def _report(metrics: dict[str, Any], run: TrainingRun) -> None:
+    with tempfile.TemporaryDirectory(prefix="tuning-ckpt-") as tmp:
+        save_checkpoint(run.state_dict(), Path(tmp) / CHECKPOINT_FILE)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def make_trainable(data: PreparedData, base: dict[str, Any], max_epochs: int) -> Callable[[dict[str, Any]], None]:
+    """The function Tune runs per trial, with the data put into the object store once.
+
+    Args:
+        data: prepared windows, shared by all trials through Ray's object store.
+        base: fixed config fields of the sweep.
+        max_epochs: the epoch budget (ASHA's ``max_t``).
+    """
+    return tune.with_parameters(train_trial, data=data, base=base, max_epochs=max_epochs)
+
+
+def train_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any], max_epochs: int) -> None:
+    """Train one trial, reporting every epoch; a diverged trial reports and ends."""
+    threads = _trial_cpus()
+    cfg = trial_config(config, base, max_epochs=max_epochs, num_threads=threads)
+    run = TrainingRun(cfg, data)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            run.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+    while not run.finished:
+        try:
+            metrics = run.run_epoch()
+        except TrainingDivergedError as e:
+            log.warning("trial diverged: %s", e)
+            # No checkpoint: there is nothing worth resuming from a diverged run.
+            tune.report({
+                "epoch": run.epoch + 1, METRIC: DIVERGED_LOSS, "val_mae": math.nan, "val_rmse": math.nan,
+                "val_mape": math.nan, "train_loss": e.loss, "learning_rate": e.learning_rate, "grad_norm": math.nan,
+                "best_val_loss": run.early_stopping.best, "diverged": True, "stopped_early": False,
+            })  # fmt: skip
+            return
+        metrics = {key: metrics[key] for key in REPORTED_METRICS if key in metrics}
+        metrics.update(diverged=False, stopped_early=run.stopped_early)
+        _report(metrics, run)
+    # Free what a reused actor would otherwise keep until the next trial.
+    del run
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
