@@ -66,8 +66,9 @@ class Scaler:
 
     def inverse(self, scaled: torch.Tensor, sensor: torch.Tensor) -> torch.Tensor:
         """Undo the scaling of ``scaled`` (B, H) whose rows belong to ``sensor`` (B,)."""
-        mean = torch.as_tensor(self.mean, device=scaled.device)[sensor].unsqueeze(-1)
-        std = torch.as_tensor(self.std, device=scaled.device)[sensor].unsqueeze(-1)
+        # torch.tensor copies: arrays that came through Ray's object store are read-only.
+        mean = torch.tensor(self.mean, device=scaled.device)[sensor].unsqueeze(-1)
+        std = torch.tensor(self.std, device=scaled.device)[sensor].unsqueeze(-1)
         return scaled.float() * std + mean
 
 

@@ -294,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         configure_logging()
+        # Ray's new console output prints a box per trial result; the classic
+        # reporter prints one status table every 30 s.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         return run_sweep(args)
 
     return run_main(body, prog=PROG, debug=args.debug)

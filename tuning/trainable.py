@@ -72,6 +72,8 @@ def make_trainable(data: PreparedData, base: dict[str, Any], max_epochs: int) ->
 
 def train_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any], max_epochs: int) -> None:
     """Train one trial, reporting every epoch; a diverged trial reports and ends."""
+    # One "Checkpoint successfully created" INFO line per epoch per trial drowns the status table.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     threads = _trial_cpus()
     cfg = trial_config(config, base, max_epochs=max_epochs, num_threads=threads)
     run = TrainingRun(cfg, data)
