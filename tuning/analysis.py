@@ -47,7 +47,9 @@ def _experiment_dir(path: str | Path) -> Path:
 
 def _trial_states(exp: Path) -> list[dict[str, Any]]:
     """Trial id, status, config and folder of every trial Tune knows of."""
-    states = sorted(exp.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # The name carries the session's start time; mtimes don't help, because Tune
+    # syncs the older sessions' files back on resume.
+    states = sorted(exp.glob("experiment_state-*.json"))
     trials: list[dict[str, Any]] = []
     if states:
         doc = json.loads(states[-1].read_text())

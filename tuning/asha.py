@@ -89,6 +89,9 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         self._ensure_loaded()
+        if trial.trial_id in self.stopped:
+            # Stopped before a crash that came ahead of Tune's snapshot: stay stopped.
+            return TrialScheduler.STOP
         action = super().on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
             self.stopped[trial.trial_id] = result[self._time_attr]

@@ -154,6 +154,17 @@ def _resume_command(exp: Experiment) -> str:
     return f"{PROG} --name {exp.name} --storage-path {exp.storage_path} --resume"
 
 
+def _fault_injection() -> list[Any]:
+    """Fault injection for resume tests: ``TUNING_FAULT_KILL_AFTER_TRIALS=N`` makes the
+    search process SIGKILL itself once N trials have completed, like ``kill -9``."""
+    from tuning.faults import FAULT_ENV, KillAfterTrials
+
+    if not os.environ.get(FAULT_ENV):
+        return []
+
+    return [KillAfterTrials()]
+
+
 def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *, restore: bool) -> Any:
     """A new Tuner for the sweep, or the interrupted one restored from storage."""
     import optuna
@@ -217,6 +228,7 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *,
                 num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order="min"
             ),
             failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=_fault_injection(),
             progress_reporter=tune.CLIReporter(
                 max_report_frequency=30,
                 metric_columns=["epoch", METRIC, "val_mae", "train_loss"],
@@ -297,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ray's new console output prints a box per trial result; the classic
         # reporter prints one status table every 30 s.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        # Snapshot the experiment (trial states, searcher) every 2 s instead of
+        # every >= 10 s: a killed sweep then loses at most a couple of seconds.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         return run_sweep(args)
 
     return run_main(body, prog=PROG, debug=args.debug)
