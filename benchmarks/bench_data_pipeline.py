@@ -7,8 +7,8 @@ Compares, in one run, on the same model and the same samples:
    the old kind of loop: a per-sample ``torch.utils.data.Dataset`` over windows
    materialised with numpy, behind ``DataLoader(shuffle=True, num_workers=4,
    persistent_workers=True, pin_memory=False)`` and behind ``num_workers=0``;
-2. memory: bytes held by each data set, and the process RSS growth (retained and
-   peak) while building it.
+2. memory: bytes held by each data set, and the process RSS growth while building it
+   (what the build keeps, and its peak).
 
 Every contender gets a fresh model from :class:`tuning.engine.TrainingRun` with the
 same config and seed, one warm-up pass, then ``--repeats`` timed passes of the first
@@ -24,6 +24,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import ctypes
+import functools
 import gc
 import itertools
 import os
@@ -90,27 +92,28 @@ def reset_peak_rss() -> bool:
         return False
 
 
-@dataclass
-class MemoryReport:
-    name: str
-    held_bytes: int
-    rss_retained: int | None = None  # RSS after building - RSS before
-    rss_peak: int | None = None  # peak RSS while building - RSS before
-    detail: str = ""
-
-
-def measure_build(name: str, build: Callable[[], object]) -> tuple[object, int | None, int | None]:
-    """Build something and return it with its RSS growth (retained, peak)."""
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc), so that a build's RSS growth is not
+    hidden by reusing memory an earlier step freed but the allocator kept."""
     gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def measure_build(build: Callable[[], object]) -> tuple[object, int | None, int | None]:
+    """Build something; return it with the RSS growth it keeps (live) and its peak RSS growth."""
+    release_free_memory()
     can_peak = reset_peak_rss()
     before = rss_bytes()
     obj = build()
-    gc.collect()
-    after = rss_bytes()
     peak = _proc_status().get("VmHWM") if can_peak else None
-    retained = None if before is None or after is None else after - before
+    release_free_memory()  # what the build freed no longer counts: "live" is what it keeps
+    after = rss_bytes()
+    live = None if before is None or after is None else after - before
     peak_growth = None if before is None or peak is None else max(peak, after or 0) - before
-    return obj, retained, peak_growth
+    return obj, live, peak_growth
 
 
 def tensor_bytes(*tensors: torch.Tensor) -> int:
@@ -292,6 +295,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=4, help="num_workers of the multi-process DataLoader contender")
     p.add_argument("--repeats", type=int, default=3, help="timed passes per contender (round robin; the median is reported)")
     p.add_argument("--no-data-only", action="store_true", help="skip the data-only pass (iterate batches without training)")
+    p.add_argument("--verbose", action="store_true", help="print every timed pass")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of the model, the optimiser and the shuffles")
     args = p.parse_args(argv)
     for name in ("sensors", "days", "batch_size", "repeats"):
@@ -330,12 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     # --- data ---------------------------------------------------------------------
     series = synthetic_traffic(num_sensors=args.sensors, num_days=args.days)
     prepare_data(synthetic_traffic(num_sensors=2, num_days=2))  # warm lazy imports/allocators out of the measurement
-    data, ours_retained, ours_peak = measure_build("ours", lambda: prepare_data(series))
+    data, ours_live, ours_peak = measure_build(functools.partial(prepare_data, series))
     assert isinstance(data, PreparedData)
     del series
     st = data.train.tensors
     ours_bytes = tensor_bytes(st.inputs, st.observed, st.time_features)
-    arrays, mat_retained, mat_peak = measure_build("materialised", lambda: materialise(data.train))
+    arrays, mat_live, mat_peak = measure_build(lambda: materialise(data.train))
     assert isinstance(arrays, dict)
     mat_bytes = sum(a.nbytes for a in arrays.values())
     per_sample = mat_bytes / len(data.train)
@@ -371,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
                 c.times.append(elapsed)
                 c.samples.append(n)
                 c.loss = loss
+                if args.verbose:
+                    print(
+                        f"  pass {r}: {c.name:<26} {n / elapsed:>10,.0f} samples/s  ({elapsed:.2f} s, loadavg {os.getloadavg()[0]:.2f})"
+                    )
         if not args.no_data_only:
             for c in contenders:
                 c.data_only_sps = data_only(c, args.repeats + 1, limit)
@@ -395,9 +403,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.loss:>9.4f} {base / c.median_sps:>7.2f}x"
         )
     print()
-    print(f"{'data set':<34} {'bytes held':>12} {'RSS retained':>13} {'RSS peak':>12}")
-    print(f"{'WindowSet (shared SeriesTensors)':<34} {mib(ours_bytes):>12} {mib(ours_retained):>13} {mib(ours_peak):>12}")
-    print(f"{'materialised train windows':<34} {mib(mat_bytes):>12} {mib(mat_retained):>13} {mib(mat_peak):>12}")
+    print(f"{'data set':<34} {'bytes held':>12} {'RSS growth':>13} {'RSS peak':>12}")
+    print(f"{'WindowSet (shared SeriesTensors)':<34} {mib(ours_bytes):>12} {mib(ours_live):>13} {mib(ours_peak):>12}")
+    print(f"{'materialised train windows':<34} {mib(mat_bytes):>12} {mib(mat_live):>13} {mib(mat_peak):>12}")
     print(f"{'  (all three splits, computed)':<34} {mib(all_splits):>12}")
     print(
         "  ours = inputs + observed + time_features, which serve all three splits; materialised = x, future, y, mask, "
@@ -410,12 +418,18 @@ def main(argv: list[str] | None = None) -> int:
     mem_ratio = ours_bytes / mat_bytes
     rss_ratio = None if not ours_peak or not mat_peak else ours_peak / mat_peak
     checks = [
-        (f"throughput >= {TARGET_VS_WORKERS:g}x DataLoader num_workers={args.workers}", f"{vs_workers:.2f}x", vs_workers >= TARGET_VS_WORKERS),
+        (
+            f"throughput >= {TARGET_VS_WORKERS:g}x DataLoader num_workers={args.workers}",
+            f"{vs_workers:.2f}x",
+            vs_workers >= TARGET_VS_WORKERS,
+        ),
         (f"throughput >= {TARGET_VS_NO_WORKERS:g}x DataLoader num_workers=0", f"{vs_none:.2f}x", vs_none >= TARGET_VS_NO_WORKERS),
         (f"memory (bytes held) <= 1/{1 / TARGET_MEMORY:g} of materialised", f"{mem_ratio:.3f}", mem_ratio <= TARGET_MEMORY),
     ]
     if rss_ratio is not None:
-        checks.append((f"memory (RSS peak) <= 1/{1 / TARGET_MEMORY:g} of materialised", f"{rss_ratio:.3f}", rss_ratio <= TARGET_MEMORY))
+        checks.append(
+            (f"memory (RSS peak) <= 1/{1 / TARGET_MEMORY:g} of materialised", f"{rss_ratio:.3f}", rss_ratio <= TARGET_MEMORY)
+        )
     print()
     for label, value, ok in checks:
         print(f"{_verdict(ok)}  {label:<52} {value:>8}")

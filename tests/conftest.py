@@ -6,6 +6,8 @@ import them inside the fixture body.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,17 @@ from tuning.sources import TrafficSeries, synthetic_traffic
 
 TINY_SENSORS = 3
 TINY_DAYS = 4  # 1152 five-minute steps: ~2400 train / 340 val / 680 test windows
+
+
+def write_csv(series: TrafficSeries, path: Path, steps: int | None = None) -> Path:
+    """A wide CSV as users have them: a timestamp column, then one column per sensor."""
+    import pandas as pd
+
+    frame = pd.DataFrame(series.values[:steps], columns=list(series.sensor_ids))
+    assert series.timestamps is not None
+    frame.insert(0, "timestamp", series.timestamps[:steps].strftime("%Y-%m-%d %H:%M"))
+    frame.to_csv(path, index=False)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +50,19 @@ def tiny_config(tmp_path: Path) -> TrainConfig:
     Checkpoints go under this test's ``tmp_path``; derive variants with ``tiny_config.replace(...)``.
     """
     return TrainConfig(hidden_size=8, batch_size=256, max_epochs=3, num_threads=1, checkpoint_dir=str(tmp_path / "checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """One real local Ray for the whole session (2 CPUs); yields its address.
+
+    Sweeps run in-process against it, and subprocesses join it with ``--address``.
+    """
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

@@ -64,14 +64,7 @@ def test_config_is_frozen_and_round_trips() -> None:
 @pytest.mark.parametrize(
     ("key", "suggestion"),
     [
-        pytest.param(
-            "lr",
-            "learning_rate",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="config.py from_dict: difflib cutoff 0.6 finds no match for the common abbreviation 'lr'",
-            ),
-        ),
+        ("lr", "learning_rate"),
         ("learningrate", "learning_rate"),
         ("batchsize", "batch_size"),
         ("max_epoch", "max_epochs"),

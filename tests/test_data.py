@@ -87,7 +87,11 @@ def test_splits_are_chronological_70_10_20_by_target_time(tiny_series: TrafficSe
     assert tiny_data.val.target_steps == (train_end, val_end)
     assert tiny_data.test.target_steps == (val_end, steps)
     # Every target step of every window lies in its split; the splits do not overlap.
-    for windows, (lo, hi) in [(tiny_data.train, (0, train_end)), (tiny_data.val, (train_end, val_end)), (tiny_data.test, (val_end, steps))]:
+    for windows, (lo, hi) in [
+        (tiny_data.train, (0, train_end)),
+        (tiny_data.val, (train_end, val_end)),
+        (tiny_data.test, (val_end, steps)),
+    ]:
         _, tgt, _, _ = _expected_windows(windows, np.zeros((steps, tiny_data.num_sensors)))
         assert lo <= tgt.min() and tgt.max() < hi
         # and the split uses every possible start: one window per sensor per start step
@@ -252,10 +256,6 @@ def test_test_data_with_other_sensors_is_rejected() -> None:
         prepare_data(rng.normal(60, 8, (300, 2)), LS, LT, test_data=rng.normal(60, 8, (100, 3)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="data.py prepare_data: a too-short test_data is reported as the *training* series being too short",
-)
 def test_too_short_test_data_names_the_test_data() -> None:
     rng = np.random.default_rng(10)
     with pytest.raises(DataError) as err:

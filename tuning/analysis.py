@@ -27,7 +27,7 @@ CURVE_COLUMNS = [
     "grad_norm", "time_total_s",
 ]  # fmt: skip
 TRIAL_COLUMNS = [
-    "trial_id", "status", "finished", "is_default", "epochs_run", "best_val_loss", "best_epoch", "best_val_mae",
+    "trial_id", "trial_index", "status", "finished", "is_default", "epochs_run", "best_val_loss", "best_epoch", "best_val_mae",
     "best_val_rmse", "last_val_loss", "last_val_mae", "last_train_loss", "stopped_by_asha", "diverged",
     "stopped_early", "time_total_s", "logdir",
 ]  # fmt: skip
@@ -124,6 +124,8 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
         last = results[-1] if results else {}
         row: dict[str, Any] = {
             "trial_id": t["trial_id"],
+            # Tune's experiment tag starts with the trial's 1-based creation index.
+            "trial_index": int(t["tag"].split("_", 1)[0]) if t["tag"][:1].isdigit() else None,
             "status": t["status"],
             "finished": t["status"] in DONE_STATUSES,
             "is_default": all(defaults.get(k) == v for k, v in t["config"].items()),

@@ -15,6 +15,7 @@ back, which would overwrite a fresher file at the top level with a stale copy.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
@@ -92,6 +93,10 @@ class PersistentASHA(AsyncHyperBandScheduler):
         if trial.trial_id in self.stopped:
             # Stopped before a crash that came ahead of Tune's snapshot: stay stopped.
             return TrialScheduler.STOP
+        if not _finite(result.get(self._metric)):
+            # A diverged trial (Inf loss) ends anyway; recorded in a rung, its -inf
+            # would turn the percentile cutoff into NaN and stop pruning altogether.
+            return TrialScheduler.STOP
         action = super().on_trial_result(tune_controller, trial, result)
         if action == TrialScheduler.STOP and result.get(self._time_attr, 0) < self._max_t:
             self.stopped[trial.trial_id] = result[self._time_attr]
@@ -100,13 +105,20 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         self._ensure_loaded()
-        super().on_trial_complete(tune_controller, trial, result)
+        if _finite(result.get(self._metric)):
+            super().on_trial_complete(tune_controller, trial, result)
+        else:
+            self._trial_info.pop(trial.trial_id, None)
         self._save()
 
     def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         self._ensure_loaded()
         self._trial_info.pop(trial.trial_id, None)  # the base class's `del` fails on unknown ids
         self._save()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def load_stopped(state_path: str) -> dict[str, float]:

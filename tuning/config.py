@@ -99,8 +99,8 @@ class TrainConfig:
         if unknown:
             hints = []
             for key in unknown:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+                close = suggest_field(str(key))
+                hints.append(f"'{key}'" + (f" (did you mean '{close}'?)" if close else ""))
             raise ConfigError(f"{source}: unknown config key {', '.join(hints)}; valid keys are {', '.join(sorted(known))}")
         kwargs = {k: _coerce(k, known[k].type, v, source) for k, v in values.items()}
         try:
@@ -139,6 +139,24 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+
+# Names other code bases use for our fields; difflib alone misses short ones like "lr".
+_ALIASES = {
+    "lr": "learning_rate", "dropout": "dropout_rate", "wd": "weight_decay", "bs": "batch_size",
+    "patience": "early_stop_patience", "epochs": "max_epochs", "clip": "gradient_clip",
+    "grad_clip": "gradient_clip", "gamma": "scheduler_gamma", "step_size": "scheduler_step_size",
+    "hidden": "hidden_size", "layers": "num_layers", "amp": "use_mixed_precision", "input_len": "len_source",
+    "output_len": "len_target",
+}  # fmt: skip
+
+
+def suggest_field(name: str) -> str | None:
+    """The config field a mistyped or foreign name most likely means, if any."""
+    if name in _ALIASES:
+        return _ALIASES[name]
+    close = difflib.get_close_matches(name, TrainConfig.field_names(), n=1)
+    return close[0] if close else None
 
 
 def _coerce(name: str, annotation: Any, value: Any, source: str) -> Any:

@@ -253,6 +253,11 @@ def prepare_data(
         counts.append(_num_starts(val_end, end, len_source, len_target))
     else:
         counts.append(_num_starts(0, test_series.num_steps, len_source, len_target))
+    if test_series is not None and counts[2] < 1:
+        raise DataError(
+            f"test data: {test_series.num_steps} time steps are too short for len_source={len_source} + "
+            f"len_target={len_target}; pass at least {len_source + len_target} steps of test data or shorter windows"
+        )
     if min(counts) < 1:
         empty = [s for s, c in zip(("train", "val", "test"), counts) if c < 1]
         need = min_steps(len_source, len_target)

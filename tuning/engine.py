@@ -465,6 +465,9 @@ class TrainingRun:
             windows,
             batch_size=None,
             sampler=sampler,
+            # Its own generator: drawing the workers' base seed from the global RNG
+            # would shift every dropout mask against the tensor path.
+            generator=torch.Generator().manual_seed(c.seed * 100_003 + self.epoch + 1),
             num_workers=c.num_workers,
             pin_memory=c.pin_memory and self.device.type == "cuda",
             persistent_workers=False,

@@ -1,10 +1,11 @@
 """Fault injection for the resume tests (``TUNING_FAULT_KILL_AFTER_TRIALS=N``).
 
 The search process SIGKILLs itself, as ``kill -9`` would, once Tune's snapshot on
-storage records N finished trials: a deterministic point at which some trials are
-durably done and others are mid-flight. A module of its own so that Tune can
+storage records N finished trials and at least one trial mid-flight with a
+checkpoint: a deterministic point at which some trials are durably done and
+another must continue from its checkpoint. A module of its own so that Tune can
 pickle the callback into ``tuner.pkl`` by reference; the variable is read when the
-callback runs, so a restored copy in a resumed sweep stays quiet.
+callback runs, so the restored copy in a resumed sweep stays quiet.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +22,39 @@ from ray.tune import Callback
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 
 
-def snapshot_finished(experiment_dir: str) -> int:
-    """Finished trials in the newest experiment snapshot on (local) storage."""
+@dataclass(frozen=True)
+class SnapshotTrial:
+    status: str
+    last_epoch: int | None
+    checkpointed: bool
+
+
+def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
+    """Each trial's status in the newest experiment snapshot on (local) storage."""
     states = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
     if not states:
-        return 0
+        return {}
     try:
         doc = json.loads(states[-1].read_text())
     except (OSError, json.JSONDecodeError):
-        return 0  # being written right now
-    return sum(json.loads(t)["status"] == "TERMINATED" for t, _ in doc["trial_data"])
+        return {}  # being written right now
+    out = {}
+    for trial_json, runtime_json in doc["trial_data"]:
+        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+        last = runtime.get("last_result") or {}
+        out[trial["trial_id"]] = SnapshotTrial(trial["status"], last.get("epoch"), bool(last.get("checkpoint_dir_name")))
+    return out
 
 
 class KillAfterTrials(Callback):
-    """SIGKILL the search process once the snapshot on storage holds N finished trials."""
+    """SIGKILL the search process at the point :mod:`tuning.faults` describes."""
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         limit = os.environ.get(FAULT_ENV)
         if not limit or not trials:
             return
-        if snapshot_finished(trials[0].storage.experiment_fs_path) >= int(limit):
+        state = snapshot(trials[0].storage.experiment_fs_path).values()
+        finished = sum(t.status == "TERMINATED" for t in state)
+        mid_flight = any(t.status == "RUNNING" and t.checkpointed for t in state)
+        if finished >= int(limit) and mid_flight:
             os.kill(os.getpid(), signal.SIGKILL)

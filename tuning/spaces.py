@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from tuning.config import TrainConfig
+from tuning.config import TrainConfig, suggest_field
 from tuning.errors import ConfigError, SpaceError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -190,10 +190,8 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def _check_field(src: str, name: Any, fields: set[str], section: str) -> None:
     if name not in fields:
-        import difflib
-
-        close = difflib.get_close_matches(str(name), fields, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        close = suggest_field(str(name))
+        hint = f" (did you mean '{close}'?)" if close else ""
         raise SpaceError(f"{src}: {section} '{name}' is not a config field{hint}; see TrainConfig for the field names")
     if name in _RESERVED:
         raise SpaceError(f"{src}: {section} '{name}' is set by the sweep itself; use the command-line flag or budget instead")

@@ -1,0 +1,266 @@
+"""End-to-end sweeps on a real local Ray, real Optuna and real training on tiny data."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import write_csv
+
+from tuning import analyze, export, search, train
+from tuning.analysis import CURVE_COLUMNS, TRIAL_COLUMNS, load_curves, load_sweep
+from tuning.config import TrainConfig
+from tuning.engine import CHECKPOINT_FILE, TrainingRun, load_checkpoint
+from tuning.faults import FAULT_ENV, snapshot
+from tuning.metrics import METRIC
+from tuning.sources import synthetic_traffic
+from tuning.trainable import REPORTED_METRICS
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = """
+parameters:
+  learning_rate: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}
+  batch_size:    {distribution: choice, values: [256, 1024]}
+  dropout_rate:  {distribution: uniform, low: 0.0, high: 0.5}
+fixed:
+  hidden_size: 8
+budget: {num_samples: 6, max_epochs: 4, grace_period: 1, reduction_factor: 2}
+"""
+NUM_SAMPLES, MAX_EPOCHS = 6, 4
+
+
+@pytest.fixture(scope="module")
+def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_csv(synthetic_traffic(num_sensors=4, num_days=7, seed=3), tmp_path_factory.mktemp("data") / "tiny.csv")
+
+
+@pytest.fixture(scope="module")
+def space_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"
+    path.write_text(SPACE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One finished sweep, shared by the tests that read its results."""
+    storage = tmp_path_factory.mktemp("results")
+    argv = [
+        "--space",
+        str(space_file),
+        "--data",
+        str(tiny_csv),
+        "--storage-path",
+        str(storage),
+        "--name",
+        "e2e",
+        "--max-concurrent",
+        "1",
+    ]
+    rc = search.main(argv)
+    return {"rc": rc, "exp": storage / "e2e", "storage": storage}
+
+
+def test_sweep_runs_end_to_end(sweep: dict[str, Any]) -> None:
+    assert sweep["rc"] == 0
+    trials = load_sweep(sweep["exp"])
+    assert len(trials) == NUM_SAMPLES
+    assert trials["finished"].all()
+    assert (trials["status"] == "TERMINATED").all()
+    assert trials["best_val_loss"].map(math.isfinite).all()
+
+
+def test_first_trial_is_the_documented_defaults(sweep: dict[str, Any]) -> None:
+    trials = load_sweep(sweep["exp"]).set_index("trial_index").sort_index()
+    first = trials.loc[1]
+    defaults = TrainConfig()
+    for name in ("learning_rate", "batch_size", "dropout_rate"):
+        assert first[name] == getattr(defaults, name)
+    assert first["is_default"]
+    assert trials["is_default"].sum() == 1
+
+
+def test_asha_stops_some_trials_early(sweep: dict[str, Any]) -> None:
+    trials = load_sweep(sweep["exp"])
+    stopped = trials[trials["stopped_by_asha"]]
+    assert len(stopped) >= 1
+    assert (stopped["epochs_run"] < MAX_EPOCHS).all()
+    assert (trials["epochs_run"] == MAX_EPOCHS).any()
+    assert not trials["diverged"].any()
+
+
+def test_every_epoch_reports_metrics_and_a_checkpoint(sweep: dict[str, Any]) -> None:
+    trials = load_sweep(sweep["exp"])
+    for logdir in trials["logdir"]:
+        rows = [json.loads(line) for line in (Path(logdir) / "result.json").read_text().splitlines()]
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+        for row in rows:
+            assert set(REPORTED_METRICS) <= set(row)
+            assert row["checkpoint_dir_name"].startswith("checkpoint_")
+        checkpoints = sorted(Path(logdir).glob("checkpoint_*"))
+        assert 1 <= len(checkpoints) <= 2  # CheckpointConfig(num_to_keep=2)
+        # the checkpoint restores a run exactly where the trial stood
+        state = load_checkpoint(checkpoints[-1] / CHECKPOINT_FILE)
+        assert state["epoch"] in [r["epoch"] for r in rows]
+
+
+def test_tune_standard_files_are_kept(sweep: dict[str, Any]) -> None:
+    from ray.tune import ExperimentAnalysis
+
+    trials = load_sweep(sweep["exp"])
+    for logdir in map(Path, trials["logdir"]):
+        assert (logdir / "progress.csv").is_file()
+        assert list(logdir.glob("events.out.tfevents*")), "TensorBoard events"
+    analysis = ExperimentAnalysis(str(sweep["exp"]), default_metric=METRIC, default_mode="min")
+    assert len(analysis.trials) == NUM_SAMPLES
+    best = analysis.get_best_trial(scope="all")
+    assert best is not None and best.trial_id == trials.iloc[0]["trial_id"]
+
+
+def test_best_config_exports_and_retrains(
+    sweep: dict[str, Any], tiny_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sweep["exp"] / "best_config.json"
+    doc = json.loads(path.read_text())
+    trials = load_sweep(sweep["exp"])
+    best = trials.iloc[0]
+    assert doc["trial_id"] == best["trial_id"]
+    assert doc["metrics"]["best_val_loss"] == pytest.approx(best["best_val_loss"])
+    assert Path(doc["checkpoint"]).is_dir()
+    config = TrainConfig.from_file(path)
+    assert config.learning_rate == best["learning_rate"] and config.batch_size == best["batch_size"]
+    assert config.hidden_size == 8 and config.max_epochs == MAX_EPOCHS  # fixed fields and budget travel along
+    assert doc["defaults_metrics"] is not None
+
+    # the standalone command writes the same file again
+    path.unlink()
+    assert export.main(["--name", "e2e", "--storage-path", str(sweep["storage"])]) == 0
+    assert json.loads(path.read_text())["trial_id"] == doc["trial_id"]
+
+    out = tmp_path / "retrain"
+    rc = train.main(["--config", str(path), "--data", str(tiny_csv), "--max-epochs", "1", "--output", str(out), "--quiet"])
+    assert rc == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"model", "copy_last"}
+    assert json.loads((out / "info.json").read_text())["config"]["learning_rate"] == config.learning_rate
+
+
+def test_best_trial_checkpoint_resumes_a_run(sweep: dict[str, Any], tiny_csv: Path) -> None:
+    from tuning.data import prepare_data
+    from tuning.sources import load_series
+
+    doc = json.loads((sweep["exp"] / "best_config.json").read_text())
+    config = TrainConfig.from_dict({**doc["config"], "num_threads": 1, "save_checkpoints": False})
+    run = TrainingRun(config, prepare_data(load_series(tiny_csv), config.len_source, config.len_target))
+    run.load_state_dict(load_checkpoint(Path(doc["checkpoint"]) / CHECKPOINT_FILE))
+    assert run.epoch >= 1
+    assert run.early_stopping.best == pytest.approx(doc["metrics"]["best_val_loss"])
+
+
+def test_load_sweep_and_load_curves_columns(sweep: dict[str, Any]) -> None:
+    trials = load_sweep(sweep["exp"])
+    assert set(TRIAL_COLUMNS) <= set(trials.columns)
+    assert {"learning_rate", "batch_size", "dropout_rate"} <= set(trials.columns)
+    assert trials["best_val_loss"].is_monotonic_increasing
+    curves = load_curves(sweep["exp"])
+    assert list(curves.columns) == CURVE_COLUMNS
+    assert len(curves) == trials["epochs_run"].sum()
+    per_trial = curves.groupby("trial_id")[METRIC].min()
+    for _, row in trials.iterrows():
+        assert per_trial[row["trial_id"]] == pytest.approx(row["best_val_loss"])
+
+
+def test_analyze_writes_tables_and_plots(sweep: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert analyze.main(["--name", "e2e", "--storage-path", str(sweep["storage"])]) == 0
+    out = capsys.readouterr().out
+    for name in analyze.OUTPUTS:
+        assert (sweep["exp"] / name).stat().st_size > 0
+    assert "top" in out
+    assert len(pd.read_parquet(sweep["exp"] / "trials.parquet")) == NUM_SAMPLES
+    assert list(pd.read_parquet(sweep["exp"] / "curves.parquet").columns) == CURVE_COLUMNS
+    assert len(pd.read_csv(sweep["exp"] / "trials.csv")) == NUM_SAMPLES
+
+
+def test_diverging_trial_is_marked_and_the_sweep_finishes(ray_cluster: str, tiny_csv: Path, tmp_path: Path) -> None:
+    space = tmp_path / "diverge.yaml"
+    # Without clipping, learning rates of 1e10 and more overflow the weights to Inf/NaN.
+    space.write_text(
+        "parameters:\n  learning_rate: {distribution: loguniform, low: 1.0e-3, high: 1.0e+30}\n"
+        "fixed: {hidden_size: 8, gradient_clip: 0}\n"
+        "budget: {num_samples: 4, max_epochs: 2, grace_period: 1, reduction_factor: 2}\n"
+    )
+    argv = [
+        "--space",
+        str(space),
+        "--data",
+        str(tiny_csv),
+        "--storage-path",
+        str(tmp_path),
+        "--name",
+        "div",
+        "--max-concurrent",
+        "1",
+    ]
+    assert search.main(argv) == 0
+    trials = load_sweep(tmp_path / "div")
+    assert len(trials) == 4 and trials["finished"].all()
+    diverged = trials[trials["diverged"]]
+    assert len(diverged) >= 1
+    assert (diverged["best_val_loss"] == math.inf).all()
+    assert (diverged["learning_rate"] > 1).all()
+    best = json.loads((tmp_path / "div" / "best_config.json").read_text())
+    assert best["trial_id"] not in set(diverged["trial_id"])
+
+
+def _search_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tuning.search", *args]
+
+
+def _raw_epochs(logdir: Path) -> list[int]:
+    path = logdir / "result.json"
+    return [json.loads(line)["epoch"] for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(
+    ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, FAULT_ENV: "2", "PYTHONUNBUFFERED": "1"}
+    common = ["--storage-path", str(tmp_path), "--name", "killed", "--address", ray_cluster]
+    first = subprocess.run(
+        _search_cmd("--space", str(space_file), "--data", str(tiny_csv), "--max-concurrent", "2", *common),
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert first.returncode == -9, first.stderr[-2000:]  # SIGKILL, like kill -9
+    exp = tmp_path / "killed"
+    state = snapshot(str(exp))
+    mid_flight = {t: s.last_epoch for t, s in state.items() if s.status == "RUNNING" and s.checkpointed}
+    assert mid_flight, "the kill comes while a checkpointed trial runs"
+    before = load_sweep(exp)
+    done_before = before[before["finished"]]
+    assert 2 <= len(done_before) < NUM_SAMPLES
+    epochs_before = {t: _raw_epochs(Path(d)) for t, d in zip(done_before["trial_id"], done_before["logdir"])}
+
+    env.pop(FAULT_ENV)
+    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    after = load_sweep(exp).set_index("trial_id")
+    assert len(after) == NUM_SAMPLES
+    assert after["finished"].all()
+    for trial_id, epochs in epochs_before.items():
+        assert _raw_epochs(Path(after.loc[trial_id, "logdir"])) == epochs, f"finished trial {trial_id} ran again"
+    for trial_id, last_epoch in mid_flight.items():
+        epochs = _raw_epochs(Path(after.loc[trial_id, "logdir"]))
+        # Continued from its checkpoint: the epochs up to it were not trained again.
+        # (Epochs reported after the last snapshot may be, which costs time, not results.)
+        assert [e for e in epochs if e <= last_epoch] == list(range(1, last_epoch + 1))
+        assert max(epochs) > last_epoch or last_epoch == MAX_EPOCHS or after.loc[trial_id, "stopped_by_asha"]
+    assert (exp / "best_config.json").is_file()

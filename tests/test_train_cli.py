@@ -1,0 +1,220 @@
+"""Tests for ``python -m tuning.train``: outputs, resume, and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import write_csv
+
+from tuning.data import min_steps
+from tuning.errors import DataError
+from tuning.sources import synthetic_traffic
+from tuning.train import main
+
+REPO = Path(__file__).resolve().parents[1]
+LEN_TARGET = 5
+METRIC_LAYOUT = {"mae", "rmse", "mape", "per_horizon"}
+
+
+@pytest.fixture(autouse=True)
+def _restore_tuning_logger() -> Iterator[None]:
+    """main() configures the 'tuning' logger; undo it so no handler outlives its captured stream."""
+    logger = logging.getLogger("tuning")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 sensors x 600 five-minute steps with a timestamp column (and a few gaps)."""
+    return write_csv(synthetic_traffic(num_sensors=3, num_days=3), tmp_path_factory.mktemp("data") / "counts.csv", steps=600)
+
+
+@pytest.fixture(scope="module")
+def fast_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "fast.json"
+    path.write_text(json.dumps({"hidden_size": 8, "batch_size": 256, "num_threads": 1, "max_epochs": 50}))
+    return path
+
+
+def _run(argv: Sequence[str]) -> int:
+    """main() returns its status; argparse errors leave through SystemExit."""
+    try:
+        return main(list(argv))
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def _train(data_csv: Path, fast_config: Path, output: Path, *extra: str) -> int:
+    args = ["--data", str(data_csv), "--config", str(fast_config), "--output", str(output), "--max-epochs", "2", *extra]
+    return _run(args)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("python -m tuning.train: error: ")
+    return lines[0]
+
+
+# --- outputs -------------------------------------------------------------------------------
+
+
+def test_train_writes_model_history_and_metrics(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data_csv, fast_config, out) == 0
+    stdout = capsys.readouterr().out
+    assert "best epoch" in stdout and "copy_last_mae" in stdout and "wrote" in stdout
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"model", "copy_last"}
+    for who in ("model", "copy_last"):
+        assert set(metrics[who]) == METRIC_LAYOUT
+        assert set(metrics[who]["per_horizon"]) == {"mae", "rmse", "mape"}
+        for name in ("mae", "rmse", "mape"):
+            assert isinstance(metrics[who][name], float)
+            assert len(metrics[who]["per_horizon"][name]) == LEN_TARGET
+
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    for column in ("train_loss", "val_loss", "learning_rate", "val_mae", "grad_norm"):
+        assert column in history.columns
+
+    saved = torch.load(out / "model.pt", weights_only=False)
+    assert saved["config"]["hidden_size"] == 8  # from --config
+    assert saved["config"]["max_epochs"] == 2  # the flag beats the file
+    assert saved["input_size"] == 5  # value + 4 time features from the timestamp column
+    assert saved["sensor_ids"] == ["S000", "S001", "S002"]
+    assert len(saved["scaler_mean"]) == 3
+
+    info = json.loads((out / "info.json").read_text())
+    assert info["epochs_run"] == 2
+    assert info["config"]["checkpoint_dir"] == str(out.resolve() / "checkpoints")
+    assert (out / "checkpoints" / "best.pt").is_file()
+
+
+def test_same_seed_gives_the_same_metrics(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    assert _train(data_csv, fast_config, tmp_path / "a", "--seed", "3") == 0
+    assert _train(data_csv, fast_config, tmp_path / "b", "--seed", "3") == 0
+    assert _train(data_csv, fast_config, tmp_path / "c", "--seed", "4") == 0
+    a, b, c = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "abc")
+    assert a == b
+    assert a["model"] != c["model"]
+    assert a["copy_last"] == c["copy_last"]  # the baseline does not depend on the seed
+
+
+def test_resume_continues_the_run(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", str(data_csv), "--config", str(fast_config), "--output", str(out)]
+    assert _run([*args, "--max-epochs", "1"]) == 0
+    assert _run([*args, "--max-epochs", "2", "--resume"]) == 0
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1, 2]
+    info = json.loads((out / "info.json").read_text())
+    assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 2
+
+
+def test_window_flags_reach_the_config(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert _train(data_csv, fast_config, out, "--len-source", "6", "--len-target", "3", "--max-epochs", "1") == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["model"]["per_horizon"]["mae"]) == 3
+    assert json.loads((out / "info.json").read_text())["config"]["len_source"] == 6
+
+
+# --- user errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--max-epochs", "0"], "--max-epochs"),
+        (["--max-epochs", "ten"], "must be a whole number"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--len-source"], "expected one argument"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(
+    argv: list[str], expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run([*argv, "--output", str(tmp_path)]) == 2
+    assert expected in _one_line_error(capsys)
+
+
+def test_missing_data_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.csv"
+    assert _run(["--data", str(missing), "--output", str(tmp_path / "out")]) == 2
+    line = _one_line_error(capsys)
+    assert "data file not found" in line and str(missing) in line
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ({"lr": 0.01}, "unknown config key 'lr'"),
+        ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
+        ({"learning_rate": "fast"}, "learning_rate must be float, got 'fast'"),
+    ],
+)
+def test_bad_config_file(
+    data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: dict, expected: str
+) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps(content))
+    assert _run(["--data", str(data_csv), "--config", str(config), "--output", str(tmp_path / "out")]) == 2
+    line = _one_line_error(capsys)
+    assert expected in line and str(config) in line
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["--config", str(tmp_path / "absent.yaml"), "--output", str(tmp_path)]) == 2
+    assert "config file not found" in _one_line_error(capsys)
+
+
+def test_bad_window_flag_value(data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["--data", str(data_csv), "--len-source", "0", "--output", str(tmp_path)]) == 2
+    assert "len_source must be >= 1, got 0" in _one_line_error(capsys)
+
+
+def test_too_short_series(data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = tmp_path / "short.csv"
+    pd.read_csv(data_csv).head(20).to_csv(short, index=False)
+    assert _run(["--data", str(short), "--output", str(tmp_path / "out")]) == 2
+    line = _one_line_error(capsys)
+    assert "20 time steps are too short" in line
+    assert f"at least {min_steps(10, 5)} steps" in line
+
+
+def test_debug_shows_the_exception(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data file not found"):
+        main(["--data", str(tmp_path / "nope.csv"), "--output", str(tmp_path), "--debug"])
+
+
+# --- the module entry point ----------------------------------------------------------------
+
+
+def test_module_entry_point_runs(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "tuning.train", "--max-epochs", "1", "--data", str(data_csv), "--config", str(fast_config)]
+    proc = subprocess.run(
+        [*cmd, "--output", str(out), "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "copy_last_mae" in proc.stdout
+    assert set(json.loads((out / "metrics.json").read_text())) == {"model", "copy_last"}
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1]
