@@ -402,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.name:<26} {c.median_sps:>15,.0f} {f'({lo:,.0f}-{hi:,.0f})':>17} {ms:>9.1f} {do:>12} "
             f"{c.loss:>9.4f} {base / c.median_sps:>7.2f}x"
         )
+    best = contenders[0].range_sps[1]
+    print(
+        "  best pass of each (least disturbed by other load): ours is "
+        + ", ".join(f"{best / c.range_sps[1]:.2f}x {c.name}" for c in contenders[1:])
+    )
     print()
     print(f"{'data set':<34} {'bytes held':>12} {'RSS growth':>13} {'RSS peak':>12}")
     print(f"{'WindowSet (shared SeriesTensors)':<34} {mib(ours_bytes):>12} {mib(ours_live):>13} {mib(ours_peak):>12}")

@@ -93,7 +93,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
         if trial.trial_id in self.stopped:
             # Stopped before a crash that came ahead of Tune's snapshot: stay stopped.
             return TrialScheduler.STOP
-        if not _finite(result.get(self._metric)):
+        if not _finite(result.get(str(self._metric))):
             # A diverged trial (Inf loss) ends anyway; recorded in a rung, its -inf
             # would turn the percentile cutoff into NaN and stop pruning altogether.
             return TrialScheduler.STOP
@@ -105,7 +105,7 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
         self._ensure_loaded()
-        if _finite(result.get(self._metric)):
+        if _finite(result.get(str(self._metric))):
             super().on_trial_complete(tune_controller, trial, result)
         else:
             self._trial_info.pop(trial.trial_id, None)

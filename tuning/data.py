@@ -80,7 +80,7 @@ class SeriesTensors(NamedTuple):
     time_features: torch.Tensor  # (T, F) float32, F = 0 without timestamps
 
 
-class WindowSet:
+class WindowSet(torch.utils.data.Dataset[Batch]):
     """The windows of one split: an index view, not a copy.
 
     Sample ``i`` predicts sensor ``i % N`` for target steps
@@ -89,6 +89,7 @@ class WindowSet:
     """
 
     def __init__(self, tensors: SeriesTensors, first: int, num_starts: int, len_source: int, len_target: int) -> None:
+        super().__init__()
         self.tensors = tensors
         self.first = first
         self.num_starts = num_starts

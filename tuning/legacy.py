@@ -15,7 +15,7 @@ DataFrame or a :class:`~tuning.sources.TrafficSeries`. New code should call
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias, Union
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from tuning.engine import TrainResult, fit
 from tuning.logs import configure_logging
 from tuning.sources import TrafficSeries
 
-DataLike = TrafficSeries | np.ndarray | pd.DataFrame
+DataLike: TypeAlias = Union[TrafficSeries, np.ndarray, pd.DataFrame]  # noqa: UP007
 
 
 def train_model(

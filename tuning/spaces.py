@@ -77,12 +77,12 @@ class Param:
 
         if self.distribution == "choice":
             return tune.choice(list(self.values))
+        assert self.low is not None and self.high is not None
         if self.distribution == "uniform":
             return tune.uniform(self.low, self.high)
         if self.distribution == "loguniform":
             return tune.loguniform(self.low, self.high)
         # tune.randint's upper bound is exclusive; ours is inclusive like Optuna's.
-        assert self.low is not None and self.high is not None
         if self.log:
             return tune.lograndint(int(self.low), int(self.high) + 1)
         return tune.randint(int(self.low), int(self.high) + 1)
