@@ -488,3 +488,21 @@ def test_trained_model_beats_copy_last(tmp_path: Path) -> None:
     assert model["mae"] < 0.98 * baseline["mae"]
     assert np.mean(model["per_horizon"]["mae"]) < 0.98 * np.mean(baseline["per_horizon"]["mae"])
     assert model["per_horizon"]["mae"][-1] < 0.96 * baseline["per_horizon"]["mae"][-1]
+
+
+def test_dataloader_with_workers_matches_tensor_path_and_persists(
+    tiny_config: TrainConfig, tiny_data: PreparedData, tmp_path: Path
+) -> None:
+    """Persistent worker processes gather the same batches in the same order, epoch after epoch."""
+    from tuning.engine import TrainingRun
+
+    config = tiny_config.replace(max_epochs=2, dropout_rate=0.2, save_checkpoints=False)
+    # one run after the other: both draw dropout masks from the one global torch RNG
+    tensor = TrainingRun(config, tiny_data)
+    expected = [tensor.run_epoch() for _ in range(2)]
+    loader = TrainingRun(config.replace(loader="dataloader", num_workers=2), tiny_data)
+    got = [loader.run_epoch() for _ in range(2)]
+    assert [m["train_loss"] for m in got] == [m["train_loss"] for m in expected]
+    assert [m["val_loss"] for m in got] == [m["val_loss"] for m in expected]
+    assert loader._loader is not None and loader._loader.persistent_workers
+    assert loader._loader._iterator is not None  # the workers were kept between epochs

@@ -130,12 +130,37 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
             future = feats.new_zeros((len(idx), self.len_target, 0))
         return Batch(x, future, y, mask, sensor)
 
-    def batches(self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[Batch]:
-        """Yield whole batches; a seeded ``generator`` makes the order reproducible."""
-        n = len(self)
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self[order[start : start + batch_size]]
+    def batches(self, batch_size: int, *, shuffle: bool, seed: int = 0) -> Iterator[Batch]:
+        """Yield whole batches; with ``shuffle`` their order depends on ``seed`` only."""
+        for index in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed):
+            yield self[index]
+
+
+def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> Iterator[torch.Tensor]:
+    """The sample indices of each batch: one seeded permutation cut into batches."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+class EpochBatchSampler(torch.utils.data.Sampler[torch.Tensor]):
+    """The tensor path's batches for a DataLoader that lives across epochs.
+
+    A DataLoader with persistent workers is created once per run; ``set_seed``
+    before each epoch gives it the same order :meth:`WindowSet.batches` would use.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int) -> None:
+        self.num_samples, self.batch_size, self.seed = num_samples, batch_size, 0
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return batch_indices(self.num_samples, self.batch_size, shuffle=True, seed=self.seed)
+
+    def __len__(self) -> int:
+        return -(-self.num_samples // self.batch_size)
 
 
 @dataclass

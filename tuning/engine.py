@@ -25,9 +25,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from tuning.config import TrainConfig
-from tuning.data import Batch, PreparedData, WindowSet
+from tuning.data import Batch, EpochBatchSampler, PreparedData, WindowSet
 from tuning.errors import ConfigError, UserError
 from tuning.metrics import ErrorSums, masked_mse
 from tuning.model import build_model
@@ -405,6 +406,7 @@ class TrainingRun:
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.stopped_early = False
         self.train_time_s = 0.0
+        self._loader: DataLoader[Batch] | None = None  # created on first use (loader="dataloader")
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -453,25 +455,31 @@ class TrainingRun:
     # --- one epoch -------------------------------------------------------------------
     def _train_batches(self) -> Iterable[Batch]:
         # The shuffle order depends on (seed, epoch) only, so a resumed run sees the
-        # same batches as an uninterrupted one.
-        gen = torch.Generator().manual_seed(self.config.seed * 100_003 + self.epoch)
+        # same batches as an uninterrupted one, whichever loader serves them.
+        shuffle_seed = self.config.seed * 100_003 + self.epoch
         windows, c = self.data.train, self.config
         if c.loader == "tensor":
-            return windows.batches(c.batch_size, shuffle=True, generator=gen)
-        from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+            return windows.batches(c.batch_size, shuffle=True, seed=shuffle_seed)
+        if self._loader is None:
+            from torch.utils.data import DataLoader
 
-        sampler = BatchSampler(RandomSampler(windows, generator=gen), c.batch_size, drop_last=False)
-        return DataLoader(
-            windows,
-            batch_size=None,
-            sampler=sampler,
-            # Its own generator: drawing the workers' base seed from the global RNG
-            # would shift every dropout mask against the tensor path.
-            generator=torch.Generator().manual_seed(c.seed * 100_003 + self.epoch + 1),
-            num_workers=c.num_workers,
-            pin_memory=c.pin_memory and self.device.type == "cuda",
-            persistent_workers=False,
-        )
+            workers = c.num_workers
+            self._loader = DataLoader(
+                windows,
+                batch_size=None,  # the sampler yields whole batches; workers gather them
+                sampler=EpochBatchSampler(len(windows), c.batch_size),
+                # Its own generator: drawing the workers' base seed from the global RNG
+                # would shift every dropout mask against the tensor path.
+                generator=torch.Generator().manual_seed(c.seed),
+                num_workers=workers,
+                pin_memory=c.pin_memory and self.device.type == "cuda",
+                persistent_workers=workers > 0,
+                prefetch_factor=4 if workers > 0 else None,
+            )
+        sampler = self._loader.sampler
+        assert isinstance(sampler, EpochBatchSampler)
+        sampler.set_seed(shuffle_seed)
+        return self._loader
 
     def run_epoch(self) -> dict[str, Any]:
         """Train and validate one epoch, step the scheduler, update early stopping.

@@ -197,6 +197,7 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *,
         metric=METRIC,
         mode=MODE,
         points_to_evaluate=[space.first_point()],
+        study_name=exp.name,
         # The seed lives in the sampler only: OptunaSearch ignores its own seed when given a sampler.
         sampler=optuna.samplers.TPESampler(seed=settings.seed, multivariate=True),
     )
