@@ -62,7 +62,9 @@ class Scaler:
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((values - self.mean) / self.std).astype(np.float32)
+        out = values - self.mean
+        out /= self.std  # in place: one (T, N) array fewer at the peak
+        return out.astype(np.float32, copy=False)
 
     def inverse(self, scaled: torch.Tensor, sensor: torch.Tensor) -> torch.Tensor:
         """Undo the scaling of ``scaled`` (B, H) whose rows belong to ``sensor`` (B,)."""
@@ -199,7 +201,16 @@ def time_features(timestamps: pd.DatetimeIndex | None, num_steps: int) -> np.nda
 def _tensors(series: TrafficSeries, scaler: Scaler) -> SeriesTensors:
     raw = series.values
     observed = ~np.isnan(raw)
-    scaled = pd.DataFrame(scaler.transform(raw)).ffill().fillna(0.0).to_numpy(np.float32, copy=True)
+    scaled = scaler.transform(raw)  # a new (T, N) float32 array, filled in place below
+    # Forward-fill in place, a block of sensors at a time: pandas' ffill().fillna().to_numpy()
+    # held up to three more copies of the series at once.
+    steps = np.arange(scaled.shape[0], dtype=np.int32)[:, None]
+    for lo in range(0, scaled.shape[1], 64):
+        block = slice(lo, lo + 64)
+        last = np.where(observed[:, block], steps, 0)
+        np.maximum.accumulate(last, axis=0, out=last)
+        scaled[:, block] = np.take_along_axis(scaled[:, block], last, axis=0)
+    np.copyto(scaled, 0.0, where=np.isnan(scaled))  # before a sensor's first reading
     feats = time_features(series.timestamps, series.num_steps)
     return SeriesTensors(torch.from_numpy(np.ascontiguousarray(scaled)), torch.from_numpy(observed), torch.from_numpy(feats))
 
