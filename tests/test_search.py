@@ -146,9 +146,12 @@ def test_best_config_exports_and_retrains(
     assert export.main(["--name", "e2e", "--storage-path", str(sweep["storage"])]) == 0
     assert json.loads(path.read_text())["trial_id"] == doc["trial_id"]
 
+    assert json.loads(path.read_text())["data_options"]["data"] == str(tiny_csv)
     out = tmp_path / "retrain"
-    rc = train.main(["--config", str(path), "--data", str(tiny_csv), "--max-epochs", "1", "--output", str(out), "--quiet"])
+    # no --data: the export remembers the sweep's data
+    rc = train.main(["--config", str(path), "--max-epochs", "1", "--output", str(out), "--quiet"])
     assert rc == 0
+    assert json.loads((out / "info.json").read_text())["data"] == tiny_csv.name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"model", "copy_last"}
     assert json.loads((out / "info.json").read_text())["config"]["learning_rate"] == config.learning_rate
@@ -264,3 +267,15 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(
         assert [e for e in epochs if e <= last_epoch] == list(range(1, last_epoch + 1))
         assert max(epochs) > last_epoch or last_epoch == MAX_EPOCHS or after.loc[trial_id, "stopped_by_asha"]
     assert (exp / "best_config.json").is_file()
+
+
+def test_trials_larger_than_the_cluster_are_refused(
+    ray_cluster: str, tiny_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tune would keep such trials PENDING forever; the sweep refuses them up front."""
+    argv = ["--smoke-test", "--data", str(tiny_csv), "--storage-path", str(tmp_path), "--name", "big"]
+    assert search.main([*argv, "--cpus-per-trial", "64"]) == 2
+    assert "--cpus-per-trial 64 is more than the 2 CPUs" in capsys.readouterr().err
+    assert search.main([*argv, "--gpus-per-trial", "1"]) == 2
+    assert "--gpus-per-trial 1 is more than the 0 GPUs" in capsys.readouterr().err
+    assert not (tmp_path / "big").exists()

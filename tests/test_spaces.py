@@ -112,6 +112,18 @@ BAD_SPACES = {
         "parameters:\n  dropout_rate: {distribution: uniform, low: 0, high: 0.5}\nbudget: {trials: 3}\n",
         "unknown budget key",
     ),
+    "uniform on an int field": (
+        "parameters:\n  batch_size: {distribution: uniform, low: 256, high: 4096}\n",
+        "holds int values; use distribution int or choice",
+    ),
+    "int on a str field": (
+        "parameters:\n  cell: {distribution: int, low: 1, high: 2}\n",
+        "holds str values; use distribution choice",
+    ),
+    "log not a bool": (
+        "parameters:\n  hidden_size: {distribution: int, low: 16, high: 64, log: 'no'}\n",
+        "log must be true or false",
+    ),
     "grace above max": (
         "parameters:\n  dropout_rate: {distribution: uniform, low: 0, high: 0.5}\nbudget: {max_epochs: 2, grace_period: 3}\n",
         "grace_period (3) must be <= max_epochs (2)",
@@ -177,3 +189,34 @@ def test_existing_experiment_needs_resume_or_new_name(tmp_path: Path, capsys: py
     rc = search.main(["--smoke-test", "--storage-path", str(tmp_path), "--name", "taken"])
     assert rc == 2
     assert "exists; continue it with --resume" in capsys.readouterr().err
+
+
+def test_binary_space_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert _exit_code(["--space", str(path), "--storage-path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read search-space file" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", ""])
+def test_experiment_name_is_one_folder(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code(["--smoke-test", "--storage-path", str(tmp_path / "results"), "--name", name]) == 2
+    assert "experiment name" in capsys.readouterr().err
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("flag", ["--len-source", "--len-target"])
+def test_window_lengths_must_be_positive(flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code([flag, "0", "--storage-path", str(tmp_path)]) == 2
+    assert f"{flag}: must be >= 1" in capsys.readouterr().err
+
+
+def test_bad_data_leaves_no_experiment_behind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep refused at start-up must not block the corrected command with 'exists'."""
+    short = tmp_path / "short.csv"
+    short.write_text("a,b\n" + "\n".join(f"{i},{i + 1}" for i in range(20)) + "\n")
+    argv = ["--smoke-test", "--storage-path", str(tmp_path / "results"), "--name", "retry"]
+    assert _exit_code([*argv, "--data", str(short)]) == 2
+    assert "too short" in capsys.readouterr().err
+    assert not (tmp_path / "results" / "retry").exists()

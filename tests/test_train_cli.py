@@ -127,6 +127,34 @@ def test_resume_continues_the_run(data_csv: Path, fast_config: Path, tmp_path: P
     assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 2
 
 
+def test_a_fresh_run_does_not_reuse_an_older_runs_checkpoints(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", str(data_csv), "--config", str(fast_config), "--output", str(out)]
+    assert _run([*args, "--max-epochs", "3"]) == 0
+    assert _run([*args, "--max-epochs", "1", "--seed", "7"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["best.pt", "epoch_0001.pt"]
+    # --resume now continues the seed-7 run, not the older one
+    assert _run([*args, "--max-epochs", "2", "--seed", "7", "--resume"]) == 0
+    assert json.loads((out / "info.json").read_text())["resumed_from_epoch"] == 1
+
+
+def test_unwritable_output_is_refused_before_training(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _run(["--data", str(data_csv), "--config", str(fast_config), "--output", str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create --output" in err and len(err.strip().splitlines()) == 1
+
+
+def test_binary_config_file_is_refused(data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "binary.json"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert _run(["--data", str(data_csv), "--config", str(path), "--output", str(tmp_path / "o")]) == 2
+    assert "cannot read config file" in capsys.readouterr().err
+
+
 def test_window_flags_reach_the_config(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert _train(data_csv, fast_config, out, "--len-source", "6", "--len-target", "3", "--max-epochs", "1") == 0
@@ -187,7 +215,7 @@ def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_bad_window_flag_value(data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["--data", str(data_csv), "--len-source", "0", "--output", str(tmp_path)]) == 2
-    assert "len_source must be >= 1, got 0" in _one_line_error(capsys)
+    assert "--len-source: must be >= 1, got 0" in _one_line_error(capsys)
 
 
 def test_too_short_series(data_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

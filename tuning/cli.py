@@ -30,8 +30,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", default=None,
                    help="a wide .csv/.parquet (one column per sensor) or .npz (T, N[, C]) file; default: the embedded synthetic data set")  # fmt: skip
-    g.add_argument("--len-source", type=int, default=None, metavar="N", help="past steps the model sees (default 10)")
-    g.add_argument("--len-target", type=int, default=None, metavar="N", help="future steps to predict (default 5)")
+    g.add_argument("--len-source", type=positive_int, default=None, metavar="N", help="past steps the model sees (default 10)")
+    g.add_argument("--len-target", type=positive_int, default=None, metavar="N", help="future steps to predict (default 5)")
     g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings (METR-LA convention)")
     g.add_argument("--freq", default=None, help="step length for a file without timestamps, e.g. 5min (enables time features)")
     g.add_argument(
@@ -60,6 +60,16 @@ def _int_at_least(text: str, low: int) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+    return value
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 

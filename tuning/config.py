@@ -118,7 +118,10 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}; pass an existing .json or .yaml file")
-        text = path.read_text()
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}; it must be a UTF-8 JSON or YAML file") from e
         try:
             if path.suffix.lower() in (".yaml", ".yml"):
                 import yaml

@@ -360,13 +360,18 @@ class EarlyStopping:
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():  # dropout masks on the GPU come from the CUDA generators
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -595,6 +600,13 @@ def fit(
     """
     run = TrainingRun(config, data, device)
     ckpt_dir = Path(config.checkpoint_dir).resolve()
+    if not resume and config.save_checkpoints:
+        # A fresh run must not leave an older run's checkpoints for --resume to pick up.
+        stale = [*ckpt_dir.glob("epoch_*.pt"), ckpt_dir / BEST_FILE]
+        if any(p.exists() for p in stale):
+            log.info("starting fresh: removing the previous run's checkpoints in %s", ckpt_dir)
+        for old in stale:
+            old.unlink(missing_ok=True)
     if resume:
         latest = latest_checkpoint(ckpt_dir)
         if latest is None:

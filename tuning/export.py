@@ -29,7 +29,11 @@ PROG = "python -m tuning.export"
 _METRIC_KEYS = ("best_val_loss", "best_val_mae", "best_val_rmse", "best_epoch", "epochs_run", "status")
 
 
+DATA_OPTIONS = ("data", "zero_is_missing", "freq", "start")
+
+
 def _latest_checkpoint(logdir: str) -> str | None:
+    """The trial's newest checkpoint; it carries the best epoch's weights as ``best_state``."""
     found = sorted(Path(logdir).glob("checkpoint_*"))
     return str(found[-1]) if found else None
 
@@ -72,6 +76,8 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         "defaults_metrics": {k: _plain(defaults.iloc[0][k]) for k in _METRIC_KEYS} if len(defaults) else None,
         "checkpoint": _latest_checkpoint(best["logdir"]),
         "data": settings["data"] or "synthetic (embedded default)",
+        # what `tuning.train --config` reads when it is given no --data
+        "data_options": {k: settings[k] for k in DATA_OPTIONS},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

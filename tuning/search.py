@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tuning import storage
-from tuning.cli import ArgumentParser, add_data_arguments, nonneg_int, positive_int, run_main
+from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, nonneg_int, positive_int, run_main
 from tuning.config import TrainConfig
+from tuning.data import PreparedData
 from tuning.errors import UserError
 from tuning.logs import configure_logging
 from tuning.metrics import METRIC, MODE
@@ -71,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPUs (and torch threads) per trial (default: %(default)s)",
     )
     p.add_argument(
-        "--gpus-per-trial", type=float, default=0.0, metavar="N", help="GPUs per trial, may be fractional (default: %(default)s)"
+        "--gpus-per-trial",
+        type=nonneg_float,
+        default=0.0,
+        metavar="N",
+        help="GPUs per trial, may be fractional (default: %(default)s)",
     )
     p.add_argument(
         "--max-concurrent", type=positive_int, default=None, metavar="N", help="trials at once (default: CPUs / cpus-per-trial)"
@@ -144,10 +149,44 @@ def init_ray(address: str | None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(**kwargs)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(**kwargs)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot start or reach {where}: {first}; check --address / RAY_ADDRESS") from e
+
+
+def check_resources(settings: SweepSettings) -> None:
+    """Refuse trial sizes the cluster can never place: Tune would wait for them forever."""
+    import ray
+
+    available = ray.cluster_resources()
+    cpus, gpus = available.get("CPU", 0.0), available.get("GPU", 0.0)
+    if settings.cpus_per_trial > cpus:
+        raise UserError(f"--cpus-per-trial {settings.cpus_per_trial} is more than the {cpus:g} CPUs of the Ray cluster; lower it")
+    if settings.gpus_per_trial > gpus:
+        raise UserError(
+            f"--gpus-per-trial {settings.gpus_per_trial:g} is more than the {gpus:g} GPUs of the Ray cluster; lower it or use 0"
+        )
+
+
+def load_sweep_data(settings: SweepSettings, space: SearchSpace) -> PreparedData:
+    """Read and window the sweep's data once, before anything is written."""
+    from tuning.data import prepare_data
+    from tuning.train import load_data_arg
+
+    series = load_data_arg(settings.data, zero_is_missing=settings.zero_is_missing, freq=settings.freq, start=settings.start)
+    data = prepare_data(series, settings.len_source, settings.len_target)
+    TrainConfig.from_dict({**_base_config(settings, space), **space.first_point()}, source=space.source)
+    return data
+
+
+def _base_config(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
+    return {**space.base_config(), "len_source": settings.len_source, "len_target": settings.len_target}
 
 
 def _resume_command(exp: Experiment) -> str:
@@ -165,21 +204,16 @@ def _fault_injection() -> list[Any]:
     return [KillAfterTrials()]
 
 
-def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *, restore: bool) -> Any:
+def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, data: PreparedData, *, restore: bool) -> Any:
     """A new Tuner for the sweep, or the interrupted one restored from storage."""
     import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
     from tuning.asha import PersistentASHA
-    from tuning.data import prepare_data
-    from tuning.train import load_data_arg
     from tuning.trainable import make_trainable
 
-    series = load_data_arg(settings.data, zero_is_missing=settings.zero_is_missing, freq=settings.freq, start=settings.start)
-    data = prepare_data(series, settings.len_source, settings.len_target)
-    base = {**space.base_config(), "len_source": settings.len_source, "len_target": settings.len_target}
-    TrainConfig.from_dict({**base, **space.first_point()}, source=space.source)  # fail before Ray starts trials
+    base = _base_config(settings, space)
     trainable = tune.with_resources(
         make_trainable(data, base, settings.max_epochs),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
@@ -226,7 +260,7 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *,
             name=exp.name,
             storage_path=exp.storage_path,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order="min"
+                num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
             ),
             failure_config=tune.FailureConfig(max_failures=1),
             callbacks=_fault_injection(),
@@ -241,6 +275,11 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, *,
     )
 
 
+# Flags whose values a resumed sweep takes from sweep.json instead.
+_SETTING_FLAGS = ("data", "len_source", "len_target", "zero_is_missing", "freq", "start", "num_samples", "max_epochs",
+                  "grace_period", "reduction_factor", "max_concurrent")  # fmt: skip
+
+
 def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSettings, SearchSpace, bool]:
     """Resolve the experiment, its settings and whether to restore, before Ray starts."""
     if args.resume:
@@ -250,6 +289,9 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
         if not exp.exists(SWEEP_FILE):
             raise UserError(f"no sweep named {exp.name!r} in {exp.storage_path}; check --name and --storage-path")
         settings = SweepSettings(**json.loads(storage.read_text(exp.file(SWEEP_FILE))))
+        ignored = [f"--{k.replace('_', '-')}" for k in _SETTING_FLAGS if getattr(args, k) not in (None, False)]
+        if args.space or args.smoke_test or ignored:
+            log.warning("--resume continues with the settings saved in %s; ignoring the other sweep flags", exp.file(SWEEP_FILE))
         space = load_space(settings.space_file)
         from ray import tune
 
@@ -263,19 +305,26 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
                     Path(exp.file(part)).unlink()
         return exp, settings, space, restorable
     space = load_space(find_space(args.space or ("smoke" if args.smoke_test else "default")))
-    exp = Experiment.at(args.storage_path, args.name or default_name(space))
+    exp = Experiment.at(args.storage_path, default_name(space) if args.name is None else args.name)
     if exp.exists():
         raise UserError(f"experiment {exp.path} exists; continue it with --resume or choose another --name")
     settings = SweepSettings.from_args(args, space)
-    storage.write_text(exp.file(SWEEP_FILE), json.dumps(asdict(settings), indent=2))
     return exp, settings, space, False
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     exp, settings, space, restore = _prepare_experiment(args)
+    # Everything that can fail on bad input fails before the experiment folder exists.
+    data = load_sweep_data(settings, space)
+    init_ray(args.address)
+    check_resources(settings)
+    if not exp.exists(SWEEP_FILE):
+        try:
+            storage.write_text(exp.file(SWEEP_FILE), json.dumps(asdict(settings), indent=2))
+        except OSError as e:
+            raise UserError(f"cannot write {exp.file(SWEEP_FILE)}: {e.strerror or e}; pass a writable --storage-path") from e
     try:
-        init_ray(args.address)
-        tuner = build_tuner(settings, space, exp, restore=restore)
+        tuner = build_tuner(settings, space, exp, data, restore=restore)
         print(
             f"sweep {exp.name}: {settings.num_samples} trials of up to {settings.max_epochs} epochs ({space.source}); results in {exp.path}"
         )
@@ -298,7 +347,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     best = export_best(exp, trials=trials)
     print(format_summary(best))
     print(f"results: {exp.path}  (best config: {exp.file(BEST_FILE)})")
-    print(f"retrain: python -m tuning.train --config {exp.file(BEST_FILE)}")
+    print(f"retrain: python -m tuning.train --config {exp.file(BEST_FILE)} --output {exp.file('final')}")
     return 0
 
 

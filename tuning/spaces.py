@@ -138,6 +138,8 @@ def load_space(path: str | Path) -> SearchSpace:
         raise SpaceError(f"search-space file not found: {src}; pass --space with a .yaml file (see search_spaces/)")
     try:
         doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpaceError(f"cannot read search-space file {src}: {e}; it must be a UTF-8 YAML text file") from e
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1})" if where is not None else ""
@@ -234,8 +236,16 @@ def _parse_param(src: str, name: Any, spec: Any, fields: set[str]) -> Param:
     for key in ("low", "high"):
         if key not in spec:
             raise SpaceError(f"{src}: parameter '{name}' ({dist}) needs '{key}'")
+    kind = TrainConfig.__dataclass_fields__[name].type
+    if dist in ("uniform", "loguniform") and kind != "float":
+        raise SpaceError(f"{src}: parameter '{name}' holds {kind} values; use distribution int or choice, not {dist}")
+    if dist == "int" and kind not in ("int", "float"):
+        raise SpaceError(f"{src}: parameter '{name}' holds {kind} values; use distribution choice, not int")
+    log_flag = spec.get("log", False)
+    if not isinstance(log_flag, bool):
+        raise SpaceError(f"{src}: parameter '{name}': log must be true or false, got {log_flag!r}")
     low, high = _number(src, name, "low", spec["low"]), _number(src, name, "high", spec["high"])
-    log = dist == "loguniform" or bool(spec.get("log", False))
+    log = dist == "loguniform" or log_flag
     if low >= high:
         raise SpaceError(f"{src}: parameter '{name}': low < high must hold, got low={spec['low']!r}, high={spec['high']!r}")
     if log and low <= 0:

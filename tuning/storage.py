@@ -10,13 +10,17 @@ filesystem layer as Ray's, so a shared store serves a cluster too.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from tuning.errors import UserError
+
 DEFAULT_STORAGE = "results"
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 # The layout of an experiment folder beside Tune's own files. Our state lives in a
 # subfolder: Tune copies top-level *.json files on restore and syncs stale copies back.
 SWEEP_FILE = "sweep/sweep.json"
@@ -43,6 +47,9 @@ class Experiment:
 
     @classmethod
     def at(cls, storage_path: str | os.PathLike[str], name: str) -> Experiment:
+        """The experiment ``name`` in ``storage_path``; the name is one folder, never a path."""
+        if not _NAME.fullmatch(name):
+            raise UserError(f"experiment name {name!r} must be letters, digits, '.', '_' or '-', not starting with '.'")
         return cls(resolve_storage_path(storage_path), name)
 
     @property

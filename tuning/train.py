@@ -24,6 +24,7 @@ from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_mai
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.engine import TrainResult, fit
+from tuning.errors import UserError
 from tuning.logs import configure_logging
 from tuning.sources import TrafficSeries, load_series, synthetic_traffic
 
@@ -59,6 +60,19 @@ def load_data_arg(path: str | None, *, zero_is_missing: bool, freq: str | None, 
     if path is None:
         return synthetic_traffic()
     return load_series(path, zero_is_missing=zero_is_missing, freq=freq, start=start)
+
+
+def sweep_data_options(config_file: str) -> dict[str, Any]:
+    """The data flags saved in a best-config export (``data_options``); empty otherwise."""
+    try:
+        doc = json.loads(Path(config_file).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}  # YAML or other config files: TrainConfig.from_file reports real problems
+    options = doc.get("data_options") if isinstance(doc, dict) else None
+    if not isinstance(options, dict):
+        return {}
+    return {"path": options.get("data"), "zero_is_missing": bool(options.get("zero_is_missing")),
+            "freq": options.get("freq"), "start": options.get("start")}  # fmt: skip
 
 
 def resolve_config(args: argparse.Namespace, output: Path) -> TrainConfig:
@@ -128,8 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         configure_logging(30 if args.quiet else 20)
         output = Path(args.output).resolve()
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
         config = resolve_config(args, output)
-        series = load_data_arg(args.data, zero_is_missing=args.zero_is_missing, freq=args.freq, start=args.start)
+        data_args = {"path": args.data, "zero_is_missing": args.zero_is_missing, "freq": args.freq, "start": args.start}
+        if args.data is None and args.config:
+            # A sweep's best_config.json remembers the data it was searched on.
+            data_args.update(sweep_data_options(args.config))
+        series = load_data_arg(**data_args)
         data = prepare_data(series, config.len_source, config.len_target)
         result = fit(config, data, resume=args.resume)
         write_outputs(output, result, data)
