@@ -236,7 +236,9 @@ def _raw_epochs(logdir: Path) -> list[int]:
 def test_killed_sweep_resumes_without_rerunning_finished_trials(
     ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path
 ) -> None:
-    env = {**os.environ, FAULT_ENV: "2", "PYTHONUNBUFFERED": "1"}
+    # Snapshot at every step, so the kill point (2 trials done, one checkpointed mid-flight)
+    # is seen however fast the trials run.
+    env = {**os.environ, FAULT_ENV: "2", "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
     common = ["--storage-path", str(tmp_path), "--name", "killed", "--address", ray_cluster]
     first = subprocess.run(
         _search_cmd("--space", str(space_file), "--data", str(tiny_csv), "--max-concurrent", "2", *common),
