@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
 
-from tuning.asha import PersistentASHA, load_stopped
+from tuning.asha import PersistentASHA
+from tuning.storage import load_stopped
 
 SETTINGS = {"time_attr": "epoch", "metric": "val_loss", "mode": "min", "max_t": 9, "grace_period": 1, "reduction_factor": 3}
 

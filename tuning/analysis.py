@@ -20,7 +20,7 @@ import pandas as pd
 from tuning.config import TrainConfig
 from tuning.errors import UserError
 from tuning.metrics import METRIC
-from tuning.storage import ASHA_FILE
+from tuning.storage import ASHA_FILE, load_stopped
 
 CURVE_COLUMNS = [
     "trial_id", "epoch", "val_loss", "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
@@ -45,18 +45,25 @@ def _experiment_dir(path: str | Path) -> Path:
     return exp
 
 
+def newest_snapshot(exp: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(trial, runtime) records of Tune's newest experiment snapshot; empty before the first.
+
+    The file name carries the session's start time; mtimes don't help, because Tune
+    syncs the older sessions' files back on resume.
+    """
+    states = sorted(exp.glob("experiment_state-*.json"))
+    if not states:
+        return []
+    doc = json.loads(states[-1].read_text())
+    return [(json.loads(trial), json.loads(runtime)) for trial, runtime in doc["trial_data"]]
+
+
 def _trial_states(exp: Path) -> list[dict[str, Any]]:
     """Trial id, status, config and folder of every trial Tune knows of."""
-    # The name carries the session's start time; mtimes don't help, because Tune
-    # syncs the older sessions' files back on resume.
-    states = sorted(exp.glob("experiment_state-*.json"))
     trials: list[dict[str, Any]] = []
-    if states:
-        doc = json.loads(states[-1].read_text())
-        for trial_json, _runtime in doc["trial_data"]:
-            t = json.loads(trial_json)
-            trials.append({"trial_id": t["trial_id"], "status": t["status"], "config": t.get("config", {}),
-                           "logdir": str(exp / t["relative_logdir"]), "tag": t.get("experiment_tag", "")})  # fmt: skip
+    for t, _runtime in newest_snapshot(exp):
+        trials.append({"trial_id": t["trial_id"], "status": t["status"], "config": t.get("config", {}),
+                       "logdir": str(exp / t["relative_logdir"]), "tag": t.get("experiment_tag", "")})  # fmt: skip
     known = {Path(t["logdir"]).name for t in trials}
     for result in sorted(exp.glob("*/result.json")):  # trials that ran after the last snapshot
         if result.parent.name not in known:
@@ -99,11 +106,6 @@ def load_curves(path: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _asha_stopped(exp: Path) -> dict[str, float]:
-    state = exp / ASHA_FILE
-    return json.loads(state.read_text()).get("stopped", {}) if state.is_file() else {}
-
-
 def load_sweep(path: str | Path) -> pd.DataFrame:
     """One row per trial: config, best and last metrics, epochs, status and why it ended.
 
@@ -113,7 +115,7 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     ``stopped_early`` those that early stopping (patience) ended.
     """
     exp = _experiment_dir(path)
-    stopped = _asha_stopped(exp)
+    stopped = load_stopped(str(exp / ASHA_FILE))
     defaults = TrainConfig().to_dict()
     rows = []
     for t in _trial_states(exp):

@@ -18,9 +18,8 @@ import pandas as pd
 from tuning.analysis import boundary_warnings, load_curves, load_sweep, plot_learning_curves, plot_metric_vs_params
 from tuning.cli import ArgumentParser, positive_int, run_main
 from tuning.errors import UserError
-from tuning.export import sweep_settings
 from tuning.spaces import load_space
-from tuning.storage import DEFAULT_STORAGE, Experiment
+from tuning.storage import DEFAULT_STORAGE, Experiment, read_sweep_settings
 
 PROG = "python -m tuning.analyze"
 OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png")
@@ -42,7 +41,7 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
             f"analyze reads a local folder; copy {exp.path} here first (e.g. aws s3 sync) and point --storage-path at it"
         )
     folder = Path(exp.path)
-    space = load_space(sweep_settings(exp)["space_file"])
+    space = load_space(read_sweep_settings(exp)["space_file"])
     params = list(space.parameters)
     trials = load_sweep(folder)
     curves = load_curves(folder)

@@ -119,10 +119,3 @@ class PersistentASHA(AsyncHyperBandScheduler):
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def load_stopped(state_path: str) -> dict[str, float]:
-    """Trial ids ASHA stopped early, with the epoch; empty when no state was written."""
-    if not storage.exists(state_path):
-        return {}
-    return dict(json.loads(storage.read_text(state_path)).get("stopped", {}))

@@ -23,7 +23,7 @@ from tuning.analysis import load_sweep
 from tuning.cli import ArgumentParser, run_main
 from tuning.config import TrainConfig
 from tuning.errors import UserError
-from tuning.storage import BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
+from tuning.storage import BEST_FILE, DEFAULT_STORAGE, Experiment
 
 PROG = "python -m tuning.export"
 _METRIC_KEYS = ("best_val_loss", "best_val_mae", "best_val_rmse", "best_epoch", "epochs_run", "status")
@@ -38,17 +38,11 @@ def _latest_checkpoint(logdir: str) -> str | None:
     return str(found[-1]) if found else None
 
 
-def sweep_settings(exp: Experiment) -> dict[str, Any]:
-    if not exp.exists(SWEEP_FILE):
-        raise UserError(f"{exp.path} was not written by tuning.search (no {SWEEP_FILE}); check --name and --storage-path")
-    return json.loads(storage.read_text(exp.file(SWEEP_FILE)))
-
-
 def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
     """The best trial of a sweep as the ``best_config.json`` document."""
     from tuning.spaces import load_space
 
-    settings = sweep_settings(exp)
+    settings = storage.read_sweep_settings(exp)
     trials = load_sweep(exp.path) if trials is None else trials
     ok = trials[trials["best_val_loss"].astype(float).map(math.isfinite)] if len(trials) else trials
     if ok.empty:

@@ -19,6 +19,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tuning.analysis import newest_snapshot
+
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 
 
@@ -31,16 +33,12 @@ class SnapshotTrial:
 
 def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
     """Each trial's status in the newest experiment snapshot on (local) storage."""
-    states = sorted(Path(experiment_dir).glob("experiment_state-*.json"))
-    if not states:
-        return {}
     try:
-        doc = json.loads(states[-1].read_text())
+        records = newest_snapshot(Path(experiment_dir))
     except (OSError, json.JSONDecodeError):
         return {}  # being written right now
     out = {}
-    for trial_json, runtime_json in doc["trial_data"]:
-        trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+    for trial, runtime in records:
         last = runtime.get("last_result") or {}
         out[trial["trial_id"]] = SnapshotTrial(trial["status"], last.get("epoch"), bool(last.get("checkpoint_dir_name")))
     return out

@@ -286,9 +286,7 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
         if not args.name:
             raise UserError("--resume needs the --name of the sweep to continue (see the folders in --storage-path)")
         exp = Experiment.at(args.storage_path, args.name)
-        if not exp.exists(SWEEP_FILE):
-            raise UserError(f"no sweep named {exp.name!r} in {exp.storage_path}; check --name and --storage-path")
-        settings = SweepSettings(**json.loads(storage.read_text(exp.file(SWEEP_FILE))))
+        settings = SweepSettings(**storage.read_sweep_settings(exp))
         ignored = [f"--{k.replace('_', '-')}" for k in _SETTING_FLAGS if getattr(args, k) not in (None, False)]
         if args.space or args.smoke_test or ignored:
             log.warning("--resume continues with the settings saved in %s; ignoring the other sweep flags", exp.file(SWEEP_FILE))

@@ -9,11 +9,13 @@ filesystem layer as Ray's, so a shared store serves a cluster too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -65,6 +67,20 @@ class Experiment:
 
     def exists(self, *parts: str) -> bool:
         return exists(self.file(*parts))
+
+
+def read_sweep_settings(exp: Experiment) -> dict[str, Any]:
+    """The settings ``tuning.search`` saved for the experiment (``sweep/sweep.json``)."""
+    if not exp.exists(SWEEP_FILE):
+        raise UserError(f"no sweep named {exp.name!r} in {exp.storage_path} (no {SWEEP_FILE}); check --name and --storage-path")
+    return dict(json.loads(read_text(exp.file(SWEEP_FILE))))
+
+
+def load_stopped(state_path: str) -> dict[str, float]:
+    """Trial ids ASHA stopped early, with the epoch; empty when no state was written."""
+    if not exists(state_path):
+        return {}
+    return dict(json.loads(read_text(state_path)).get("stopped", {}))
 
 
 def _fs(path: str) -> tuple[pafs.FileSystem, str]:
