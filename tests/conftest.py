@@ -20,6 +20,25 @@ TINY_SENSORS = 3
 TINY_DAYS = 4  # 1152 five-minute steps: ~2400 train / 340 val / 680 test windows
 
 
+class _RunsCode:
+    """Unpickles into ``os.system(command)``: what a crafted checkpoint does to ``torch.load(weights_only=False)``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (self.command,))
+
+
+def write_malicious_checkpoint(path: Path, marker: Path) -> Path:
+    """A checkpoint-looking file that creates ``marker`` if anything unpickles it unsafely."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": 1, "kind": "run", "epoch": 1, "payload": _RunsCode(f"touch {marker}")}, path)
+    return path
+
+
 def write_csv(series: TrafficSeries, path: Path, steps: int | None = None) -> Path:
     """A wide CSV as users have them: a timestamp column, then one column per sensor."""
     import pandas as pd

@@ -27,7 +27,7 @@ def arrays() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(autouse=True)
 def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The legacy calls write checkpoints to 'checkpoints' under the working directory."""
+    """Run in an empty folder, to see that the legacy calls write nothing there."""
     monkeypatch.chdir(tmp_path)
 
 
@@ -73,7 +73,7 @@ def test_train_model_with_edited_params(arrays: tuple[np.ndarray, np.ndarray], t
     assert np.isfinite(info["test_metrics"]["copy_last"]["mae"])
     expected_inputs = 1 if kind == "numpy" else 5  # time features only with timestamps
     assert best_model.encoder.input_size == expected_inputs
-    assert (tmp_path / "checkpoints" / "best.pt").is_file()
+    assert not list(tmp_path.iterdir()), "the API wrote files it was not asked for"
 
 
 def test_train_model_rejects_a_bad_param(arrays: tuple[np.ndarray, np.ndarray]) -> None:
@@ -100,4 +100,4 @@ def test_train_model_by_default_setting(tmp_path: Path) -> None:
     assert info["epochs_run"] == len(histories["train_loss"]) <= 100
     assert info["stopped_early"] == (info["epochs_run"] < 100)
     assert info["best_epoch"] == int(np.argmin(histories["val_loss"])) + 1
-    assert (tmp_path / "checkpoints").is_dir()
+    assert not list(tmp_path.iterdir()), "the API wrote files it was not asked for"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 import torch
-from conftest import write_csv
+from conftest import write_csv, write_malicious_checkpoint
 
 from tuning.data import min_steps
 from tuning.errors import DataError
@@ -94,7 +96,7 @@ def test_train_writes_model_history_and_metrics(
     for column in ("train_loss", "val_loss", "learning_rate", "val_mae", "grad_norm"):
         assert column in history.columns
 
-    saved = torch.load(out / "model.pt", weights_only=False)
+    saved = torch.load(out / "model.pt", weights_only=True)  # tensors and plain values only
     assert saved["config"]["hidden_size"] == 8  # from --config
     assert saved["config"]["max_epochs"] == 2  # the flag beats the file
     assert saved["input_size"] == 5  # value + 4 time features from the timestamp column
@@ -127,15 +129,116 @@ def test_resume_continues_the_run(data_csv: Path, fast_config: Path, tmp_path: P
     assert info["resumed_from_epoch"] == 1 and info["epochs_run"] == 2
 
 
-def test_a_fresh_run_does_not_reuse_an_older_runs_checkpoints(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_earlier_run_is_refused_without_resume_or_overwrite(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data_csv, fast_config, out) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert _train(data_csv, fast_config, out, "--seed", "7") == 2
+    line = _one_line_error(capsys)
+    assert "holds a previous run" in line and "--resume" in line and "--overwrite" in line
+    assert _snapshot(out) == before
+    assert _train(data_csv, fast_config, out, "--resume", "--overwrite") == 2
+    assert "pass one of them" in _one_line_error(capsys)
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_checkpoints(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     args = ["--data", str(data_csv), "--config", str(fast_config), "--output", str(out)]
     assert _run([*args, "--max-epochs", "3"]) == 0
-    assert _run([*args, "--max-epochs", "1", "--seed", "7"]) == 0
+    before = _snapshot(out)
+    # A replacement that diverges in its first epoch leaves the old run whole.
+    diverging = tmp_path / "diverging.json"
+    diverging.write_text(json.dumps({**json.loads(fast_config.read_text()), "learning_rate": 1e10, "gradient_clip": 0}))
+    capsys.readouterr()
+    assert _run(["--data", str(data_csv), "--config", str(diverging), "--output", str(out), "--overwrite", "--quiet"]) == 2
+    assert "loss became" in _one_line_error(capsys)
+    assert _snapshot(out) == before
+    # One that gets going replaces it, checkpoints and outputs alike.
+    assert _run([*args, "--max-epochs", "1", "--seed", "7", "--overwrite"]) == 0
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["best.pt", "epoch_0001.pt"]
+    assert json.loads((out / "run.json").read_text())["config"]["seed"] == 7
+    assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1]
     # --resume now continues the seed-7 run, not the older one
-    assert _run([*args, "--max-epochs", "2", "--seed", "7", "--resume"]) == 0
-    assert json.loads((out / "info.json").read_text())["resumed_from_epoch"] == 1
+    assert _run(["--output", str(out), "--max-epochs", "2", "--resume"]) == 0
+    info = json.loads((out / "info.json").read_text())
+    assert info["resumed_from_epoch"] == 1 and info["config"]["seed"] == 7
+
+
+def test_resume_continues_with_the_runs_data_flags_and_budget(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--config", str(fast_config), "--output", str(out), "--len-source", "6", "--len-target", "3"]
+    assert _run(["--data", str(data_csv), *args, "--max-epochs", "3", "--zero-is-missing", "--freq", "10min"]) == 0
+    run_record = json.loads((out / "run.json").read_text())
+    assert run_record["data"] == {"path": str(data_csv), "zero_is_missing": True, "freq": "10min", "start": None}
+    assert run_record["config"]["max_epochs"] == 3 and run_record["fingerprint"]["steps"] == 600
+    # As if killed during epoch 3: its checkpoint never made it.
+    (out / "checkpoints" / "epoch_0003.pt").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # a resume may start anywhere; the run's paths are absolute
+    try:
+        assert _run(["--output", str(out), "--resume"]) == 0
+    finally:
+        os.chdir(REPO)
+    info = json.loads((out / "info.json").read_text())
+    assert info["data"] == data_csv.name
+    assert info["resumed_from_epoch"] == 2 and info["epochs_run"] == 3
+    assert (info["config"]["len_source"], info["config"]["len_target"], info["config"]["hidden_size"]) == (6, 3, 8)
+    # a flag given on resume overrides the saved budget
+    assert _run(["--output", str(out), "--resume", "--max-epochs", "4"]) == 0
+    assert json.loads((out / "info.json").read_text())["epochs_run"] == 4
+    assert json.loads((out / "run.json").read_text())["config"]["max_epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda frame: frame.assign(S001=frame["S001"] + 1.0), "values hash"),
+        (lambda frame: frame.head(500), "shape 600x3 -> 500x3"),
+        (lambda frame: frame.rename(columns={"S002": "X"}), "values hash"),
+    ],
+    ids=["values", "rows", "sensor-ids"],
+)
+def test_resume_refuses_changed_data(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, expected: str
+) -> None:
+    data = tmp_path / "counts.csv"
+    shutil.copy(data_csv, data)
+    out = tmp_path / "run"
+    assert _train(data, fast_config, out, "--max-epochs", "1") == 0
+    edit(pd.read_csv(data)).to_csv(data, index=False)
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert _run(["--output", str(out), "--resume", "--max-epochs", "2"]) == 2
+    line = _one_line_error(capsys)
+    assert f"{data}: the data changed since {out / 'run.json'} was written" in line
+    assert expected in line and "--allow-data-change" in line
+    assert _snapshot(out) == before
+    assert _run(["--output", str(out), "--resume", "--max-epochs", "2", "--allow-data-change"]) == 0
+    assert json.loads((out / "info.json").read_text())["epochs_run"] == 2
+
+
+def test_resume_refuses_a_malicious_checkpoint(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert _train(data_csv, fast_config, out, "--max-epochs", "1") == 0
+    marker = tmp_path / "pwned"
+    write_malicious_checkpoint(out / "checkpoints" / "epoch_0002.pt", marker)
+    capsys.readouterr()
+    assert _run(["--output", str(out), "--resume", "--max-epochs", "3", "--quiet"]) == 2
+    line = _one_line_error(capsys)
+    assert "refusing checkpoint" in line and "epoch_0002.pt" in line
+    assert not marker.exists()
 
 
 def test_unwritable_output_is_refused_before_training(

@@ -72,7 +72,9 @@ class TrainConfig:
     # the same batches through torch's DataLoader, where num_workers, pin_memory and
     # persistent workers apply.
     loader: str = "tensor"
-    checkpoint_dir: str = "checkpoints"
+    # Where a run keeps its checkpoints; None (the default): nowhere, so the Python API
+    # writes nothing the caller did not name. `tuning.train` sets OUTPUT/checkpoints.
+    checkpoint_dir: str | None = None
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
@@ -200,8 +202,8 @@ def _coerce(name: str, annotation: Any, value: Any, source: str) -> Any:
             except ValueError:
                 raise bad from None
         raise bad
-    if kind == "str":
-        if isinstance(value, str):
+    if kind in ("str", "str | None"):
+        if isinstance(value, str) or (value is None and kind != "str"):
             return value
         raise bad
     return value

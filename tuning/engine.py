@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tuning import checkpoints
 from tuning.config import TrainConfig
 from tuning.data import Batch, EpochBatchSampler, PreparedData, WindowSet
 from tuning.errors import ConfigError, UserError
@@ -35,8 +36,8 @@ from tuning.model import build_model
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "state.pt"
-BEST_FILE = "best.pt"
+CHECKPOINT_FILE = checkpoints.RUN_STATE_FILE
+BEST_FILE = checkpoints.BEST_FILE
 # Fields that may differ between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {
     "max_epochs",
@@ -292,39 +293,17 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------------
-# checkpoints
+# checkpoints (the format lives in tuning.checkpoints; these names stay for callers)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` atomically: a crash mid-write never leaves a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    """Write a run's state atomically (see :func:`tuning.checkpoints.save`)."""
+    return checkpoints.save(path, checkpoints.RUN, state)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (onto the CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}; start without --resume or point at the run's output folder")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise UserError(f"cannot read checkpoint {path}: {e}; delete it to start over") from e
-
-
-def latest_checkpoint(directory: str | Path) -> Path | None:
-    """The newest epoch checkpoint in ``directory``, or None."""
-    found = sorted(Path(directory).glob("epoch_*.pt"))
-    return found[-1] if found else None
-
-
-def _prune_checkpoints(directory: Path, keep: int) -> None:
-    for old in sorted(directory.glob("epoch_*.pt"))[:-keep]:
-        old.unlink(missing_ok=True)
+    """Read a checkpoint onto the CPU, running no code (see :func:`tuning.checkpoints.load`)."""
+    return checkpoints.load(path)
 
 
 # ----------------------------------------------------------------------------------
@@ -357,21 +336,6 @@ class EarlyStopping:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.counter = state["best"], state["best_epoch"], state["counter"]
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():  # dropout masks on the GPU come from the CUDA generators
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass
@@ -435,7 +399,7 @@ class TrainingRun:
             "stopped_early": self.stopped_early,
             "histories": self.histories,
             "train_time_s": self.train_time_s,
-            "rng": _rng_state(),
+            "rng": checkpoints.rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -458,7 +422,7 @@ class TrainingRun:
         self.train_time_s = state.get("train_time_s", 0.0)
         self.epoch = state["epoch"]
         self.resumed_from_epoch = self.epoch
-        _set_rng_state(state["rng"])
+        checkpoints.set_rng_state(state["rng"])
 
     # --- one epoch -------------------------------------------------------------------
     def _train_batches(self) -> Iterable[Batch]:
@@ -591,43 +555,38 @@ def fit(
         data: prepared windows (see :func:`tuning.data.prepare_data`).
         report: called after every epoch with the epoch's metrics and the run
             (whose :meth:`TrainingRun.state_dict` a caller may checkpoint).
-        resume: continue from the newest checkpoint in ``config.checkpoint_dir``
-            when there is one.
+        resume: continue from the newest readable checkpoint in
+            ``config.checkpoint_dir`` when there is one (a corrupt newest one is
+            skipped with a warning; an unsafe one is refused).
         device: overrides ``config.device``.
 
     Returns:
         ``(best_model, histories, info)``.
     """
     run = TrainingRun(config, data, device)
-    ckpt_dir = Path(config.checkpoint_dir).resolve()
-    if not resume and config.save_checkpoints:
-        # A fresh run must not leave an older run's checkpoints for --resume to pick up.
-        stale = [*ckpt_dir.glob("epoch_*.pt"), ckpt_dir / BEST_FILE]
-        if any(p.exists() for p in stale):
-            log.info("starting fresh: removing the previous run's checkpoints in %s", ckpt_dir)
-        for old in stale:
-            old.unlink(missing_ok=True)
+    folder = None
+    if config.checkpoint_dir is not None:
+        folder = checkpoints.CheckpointFolder(config.checkpoint_dir, config.keep_checkpoints, continuing=resume)
     if resume:
-        latest = latest_checkpoint(ckpt_dir)
-        if latest is None:
-            log.info("no checkpoint in %s; starting from scratch", ckpt_dir)
+        if folder is None:
+            raise ConfigError("resume needs checkpoint_dir: the folder of the run to continue")
+        found = checkpoints.load_first(folder.epochs(), checkpoints.RUN)
+        if found is None:
+            log.info("no checkpoint in %s; starting from scratch", folder.path)
         else:
-            run.load_state_dict(load_checkpoint(latest))
-            log.info("resumed from %s (epoch %d)", latest, run.epoch)
+            run.load_state_dict(found[1])
+            log.info("resumed from %s (epoch %d)", found[0], run.epoch)
     log.info(
         "training on %s (%s, %d threads, mixed precision %s): %d train / %d val / %d test windows",
         run.device, data.name, run.threads, run.precision.name, len(data.train), len(data.val), len(data.test),
     )  # fmt: skip
     while not run.finished:
         metrics = run.run_epoch()
-        if config.save_checkpoints:
-            save_checkpoint(run.state_dict(), ckpt_dir / f"epoch_{run.epoch:04d}.pt")
-            _prune_checkpoints(ckpt_dir, config.keep_checkpoints)
+        if folder is not None and config.save_checkpoints:
+            folder.save_epoch(run.epoch, run.state_dict())
             if metrics["is_best"]:
-                save_checkpoint(
-                    {"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]},
-                    ckpt_dir / BEST_FILE,
-                )
+                best = {"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]}
+                folder.save_best(best)
         if report is not None:
             report(metrics, run)
     if run.stopped_early:

@@ -6,29 +6,38 @@ Examples::
     python -m tuning.train --data counts.csv --zero-is-missing
     python -m tuning.train --config results/NAME/best_config.json  # retrain a sweep's best
     python -m tuning.train --output results/train --resume        # continue an interrupted run
+    python -m tuning.train --output results/train --overwrite     # replace the run in that folder
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
+from tuning import checkpoints, storage
 from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_main
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
-from tuning.engine import TrainResult, fit
+from tuning.engine import TrainingRun, TrainResult, fit
 from tuning.errors import UserError
+from tuning.fingerprint import check_unchanged, fingerprint
 from tuning.logs import configure_logging
 from tuning.sources import TrafficSeries, load_series, synthetic_traffic
+from tuning.storage import write_atomic
 
 PROG = "python -m tuning.train"
+RUN_FILE = "run.json"
+"""The run's data source, data flags, data fingerprint and config, beside its checkpoints."""
+OUTPUT_FILES = ("model.pt", "history.csv", "metrics.json", "info.json")
+log = logging.getLogger("tuning.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 42)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: auto)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUTPUT/checkpoints")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --output with the data, flags and budget it saved (run.json); flags given override them",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous run in --output (its files go once the new run's first checkpoint is written)",
+    )
+    p.add_argument(
+        "--allow-data-change", action="store_true", help="with --resume: continue although the data differ from the run's"
+    )
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     add_data_arguments(p)
@@ -75,9 +96,34 @@ def sweep_data_options(config_file: str) -> dict[str, Any]:
             "freq": options.get("freq"), "start": options.get("start")}  # fmt: skip
 
 
-def resolve_config(args: argparse.Namespace, output: Path) -> TrainConfig:
-    """Defaults, then ``--config``, then explicit flags; checkpoints under ``output``."""
-    base = TrainConfig.from_file(args.config).to_dict() if args.config else {}
+def previous_run(output: Path) -> list[str]:
+    """The files an earlier run left in ``output`` (empty: none)."""
+    found = [name for name in (RUN_FILE, *OUTPUT_FILES) if (output / name).exists()]
+    if any((output / "checkpoints").glob("*.pt")):
+        found.append("checkpoints/")
+    return found
+
+
+def read_run_file(output: Path) -> dict[str, Any] | None:
+    """The record of the run in ``output`` (``run.json``), or None when there is none."""
+    path = output / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {path}: {str(e).splitlines()[0]}; restore it, or start a new run with --overwrite") from e
+    if not (isinstance(doc, dict) and isinstance(doc.get("config"), dict) and isinstance(doc.get("data"), dict)):
+        raise UserError(f"{path} is not a run record of tuning.train; restore it, or start a new run with --overwrite")
+    return doc
+
+
+def resolve_config(args: argparse.Namespace, output: Path, saved: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then ``--config`` (or the resumed run's config), then explicit flags; checkpoints under ``output``."""
+    if args.config:
+        base = TrainConfig.from_file(args.config).to_dict()
+    else:
+        base = dict(saved["config"]) if saved else {}
     flags = {
         "max_epochs": args.max_epochs,
         "seed": args.seed,
@@ -87,7 +133,34 @@ def resolve_config(args: argparse.Namespace, output: Path) -> TrainConfig:
     }
     base.update({k: v for k, v in flags.items() if v is not None})
     base["checkpoint_dir"] = str(output / "checkpoints")
-    return TrainConfig.from_dict(base, source=args.config or "flags")
+    source = args.config or (str(output / RUN_FILE) if saved else "flags")
+    return TrainConfig.from_dict(base, source=source)
+
+
+def resolve_data_args(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """The data source and flags: the resumed run's (or a sweep export's), then explicit flags."""
+    options: dict[str, Any] = {"path": None, "zero_is_missing": False, "freq": None, "start": None}
+    if saved:
+        options.update({k: saved["data"].get(k, v) for k, v in options.items()})
+    elif args.config:
+        # A sweep's best_config.json remembers the data it was searched on.
+        options.update(sweep_data_options(args.config))
+    given = {"path": args.data, "zero_is_missing": args.zero_is_missing or None, "freq": args.freq, "start": args.start}
+    options.update({k: v for k, v in given.items() if v is not None})
+    path = options["path"]
+    if path is not None and not storage.is_uri(str(path)):
+        options["path"] = str(Path(path).expanduser().resolve())  # a resume may start in another folder
+    return options
+
+
+def _clear_previous(output: Path, config: TrainConfig) -> None:
+    """Remove an older run's outputs (its checkpoints go with the new run's first one)."""
+    log.info("removing the previous run's outputs in %s", output)
+    for name in OUTPUT_FILES:
+        (output / name).unlink(missing_ok=True)
+    if not config.save_checkpoints:  # no checkpoint of ours will take their place
+        for old in (output / "checkpoints").glob("*.pt"):
+            old.unlink()
 
 
 def metrics_table(test_metrics: dict[str, dict[str, Any]]) -> str:
@@ -106,32 +179,29 @@ def metrics_table(test_metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2, default=float).encode())
 
 
 def write_outputs(output: Path, result: TrainResult, data: PreparedData) -> None:
     """Model (weights, config, scaler), per-epoch history, metrics.json, info.json."""
     output.mkdir(parents=True, exist_ok=True)
     model, histories, info = result
-    tmp = output / ".model.pt.tmp"
-    torch.save(
+    checkpoints.save(
+        output / "model.pt",
+        checkpoints.MODEL,
         {
             "model": model.state_dict(),
             "config": info["config"],
             "input_size": data.input_size,
-            "scaler_mean": data.scaler.mean,
-            "scaler_std": data.scaler.std,
+            "scaler_mean": torch.from_numpy(np.array(data.scaler.mean, dtype=np.float32)),
+            "scaler_std": torch.from_numpy(np.array(data.scaler.std, dtype=np.float32)),
             "sensor_ids": list(data.sensor_ids),
         },
-        tmp,
     )
-    os.replace(tmp, output / "model.pt")
     flat = {k: v for k, v in histories.items() if not k.endswith("_per_horizon")}
     history = pd.DataFrame(flat)
     history.insert(0, "epoch", range(1, len(history) + 1))
-    history.to_csv(output / "history.csv", index=False)
+    write_atomic(output / "history.csv", history.to_csv(index=False).encode())
     _write_json(output / "metrics.json", info["test_metrics"])
     _write_json(output / "info.json", {k: v for k, v in info.items() if k != "test_metrics"})
 
@@ -142,18 +212,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         configure_logging(30 if args.quiet else 20)
         output = Path(args.output).resolve()
+        if args.resume and args.overwrite:
+            raise UserError("--resume continues the run in --output and --overwrite replaces it; pass one of them")
+        previous = previous_run(output) if output.is_dir() else []
+        if previous and not (args.resume or args.overwrite):
+            raise UserError(
+                f"--output {output} holds a previous run ({', '.join(previous)}); continue it with --resume, "
+                "replace it with --overwrite, or choose another --output"
+            )
+        saved = read_run_file(output) if args.resume else None
+        if args.resume and saved is None and previous:
+            log.warning("%s has no %s (an older version wrote it); resuming with the flags given", output, RUN_FILE)
+        config = resolve_config(args, output, saved)
+        data_args = resolve_data_args(args, saved)
+        series = load_data_arg(**data_args)
+        current = fingerprint(series, data_args["path"])
+        if saved is not None:
+            check_unchanged(
+                saved.get("fingerprint"), current, where=str(output / RUN_FILE), allow=args.allow_data_change, log=log
+            )
+        data = prepare_data(series, config.len_source, config.len_target)
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
-        config = resolve_config(args, output)
-        data_args = {"path": args.data, "zero_is_missing": args.zero_is_missing, "freq": args.freq, "start": args.start}
-        if args.data is None and args.config:
-            # A sweep's best_config.json remembers the data it was searched on.
-            data_args.update(sweep_data_options(args.config))
-        series = load_data_arg(**data_args)
-        data = prepare_data(series, config.len_source, config.len_target)
-        result = fit(config, data, resume=args.resume)
+        record = {"data": data_args, "fingerprint": current.to_dict(), "config": config.to_dict()}
+        replacing = bool(previous) and args.overwrite
+        if not replacing:
+            _write_json(output / RUN_FILE, record)
+
+        def after_epoch(metrics: dict[str, Any], run: TrainingRun) -> None:
+            nonlocal replacing
+            if replacing:  # the new run's first checkpoint is on disk: the old run may go
+                _clear_previous(output, config)
+                _write_json(output / RUN_FILE, record)
+                replacing = False
+
+        result = fit(config, data, resume=args.resume, report=after_epoch)
         write_outputs(output, result, data)
         info = result.info
         print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  val_loss {info['best_val_loss']:.5f}")

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 from ray import tune
 
+from tuning import checkpoints
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
-from tuning.engine import CHECKPOINT_FILE, TrainingDivergedError, TrainingRun, load_checkpoint, save_checkpoint
+from tuning.engine import TrainingDivergedError, TrainingRun
 from tuning.metrics import METRIC
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,49 @@ def _trial_cpus() -> int:
 
 def _report(metrics: dict[str, Any], run: TrainingRun) -> None:
     with tempfile.TemporaryDirectory(prefix="tuning-ckpt-") as tmp:
-        save_checkpoint(run.state_dict(), Path(tmp) / CHECKPOINT_FILE)
+        checkpoints.save(Path(tmp) / checkpoints.RUN_STATE_FILE, checkpoints.RUN, run.state_dict())
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def kept_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
+    """``checkpoint`` and the older ones Tune kept beside it in the trial's folder, newest first."""
+    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    parent, name = path.rsplit("/", 1)
+    assert fs is not None  # Checkpoint() resolves one from the path
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(parent))
+    except OSError:
+        infos = []
+    older = sorted((i.path for i in infos if i.base_name.startswith("checkpoint_") and i.base_name < name), reverse=True)
+    return [checkpoint, *(tune.Checkpoint(p, filesystem=fs) for p in older)]
+
+
+def restore_run(config: TrainConfig, data: PreparedData, checkpoint: tune.Checkpoint | None) -> TrainingRun:
+    """A run for the trial: continued from its newest readable checkpoint, or new.
+
+    A torn or corrupt checkpoint must not doom the trial: the older one Tune kept is
+    tried next, and with none readable the trial starts again from scratch, with a
+    warning each time. A checkpoint that would run code is refused (the trial errors
+    with that message) and never executed.
+    """
+    if checkpoint is None:
+        return TrainingRun(config, data)
+    for candidate in kept_checkpoints(checkpoint):
+        try:
+            with candidate.as_directory() as folder:
+                state = checkpoints.load(Path(folder) / checkpoints.RUN_STATE_FILE, checkpoints.RUN)
+        except checkpoints.UnsafeCheckpointError:
+            raise
+        except (checkpoints.CheckpointError, OSError) as e:
+            log.warning("trial checkpoint %s unusable (%s); trying the one before it", candidate.path, e)
+            continue
+        run = TrainingRun(config, data)
+        run.load_state_dict(state)
+        if candidate is not checkpoint:
+            log.warning("trial continues from the older checkpoint %s (epoch %d)", candidate.path, run.epoch)
+        return run
+    log.warning("no readable checkpoint for this trial (newest %s); restarting it from scratch", checkpoint.path)
+    return TrainingRun(config, data)
 
 
 def make_trainable(data: PreparedData, base: dict[str, Any], max_epochs: int) -> Callable[[dict[str, Any]], None]:
@@ -76,11 +119,7 @@ def train_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     threads = _trial_cpus()
     cfg = trial_config(config, base, max_epochs=max_epochs, num_threads=threads)
-    run = TrainingRun(cfg, data)
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            run.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+    run = restore_run(cfg, data, tune.get_checkpoint())
     while not run.finished:
         try:
             metrics = run.run_epoch()
