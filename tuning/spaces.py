@@ -24,6 +24,7 @@ file, the parameter, what must hold and what was given.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,20 @@ from tuning.errors import ConfigError, SpaceError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 SECTIONS = ("description", "parameters", "fixed", "budget")
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def _spaces_dir() -> Path:
+    """Where the shipped spaces are: the package data ``tuning.search_spaces`` of an
+    install (pyproject.toml maps it to the top-level folder), or that top-level
+    ``search_spaces/`` folder itself when the package runs from a source checkout."""
+    spec = importlib.util.find_spec("tuning.search_spaces")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+SPACES_DIR = _spaces_dir()
+
 # Fields a trial may not set: the sweep decides where checkpoints go and how many threads run.
 _RESERVED = {"checkpoint_dir", "num_threads", "device", "max_epochs", "save_checkpoints", "len_source", "len_target"}
 
