@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,6 +100,20 @@ def read_text(path: str) -> str:
         return f.read().decode()
 
 
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file beside ``path``, opened for writing.
+
+    Created with mode 0666 less the umask, like any other file of the results
+    (``tempfile.mkstemp`` would make it 0600, which the rename then keeps).
+    """
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+
+
 def write_atomic(path: str | Path, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
@@ -109,7 +123,7 @@ def write_atomic(path: str | Path, data: bytes | memoryview) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
