@@ -7,8 +7,12 @@ import them inside the fixture body.
 from __future__ import annotations
 
 import os
+import re
+import selectors
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +89,26 @@ def ray_cluster() -> Iterator[str]:
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+
+
+def wait_for_line(proc: Any, pattern: str, timeout: float, *, stream: str = "stdout") -> tuple[re.Match[str], str]:
+    """Read a child's output until a line matches ``pattern``; (the match, all read so far).
+
+    Reads the raw pipe (``os.read``), so lines already buffered by a text wrapper are
+    never waited for twice; fails with what was read when the deadline passes first.
+    """
+    pipe = getattr(proc, stream)
+    fd = pipe.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    deadline, seen = time.monotonic() + timeout, ""
+    while (left := deadline - time.monotonic()) > 0 and sel.select(timeout=left):
+        chunk = os.read(fd, 65536).decode(errors="replace")
+        if not chunk:
+            break
+        seen += chunk
+        found = re.search(pattern, seen, flags=re.MULTILINE)
+        if found:
+            return found, seen
+    proc.kill()
+    raise AssertionError(f"never saw {pattern!r} on the child's {stream}:\n{seen[-3000:]}")

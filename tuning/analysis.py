@@ -1,4 +1,4 @@
-"""Sweep results as pandas DataFrames, plots and boundary warnings.
+"""Sweep results as pandas DataFrames and boundary warnings (plots: :mod:`tuning.plots`).
 
 Reads the files Tune writes (the newest ``experiment_state-*.json`` for the trial
 list and status, each trial's ``result.json`` for its curve) plus the sweep's own
@@ -24,7 +24,7 @@ from tuning.storage import ASHA_FILE, load_stopped
 
 CURVE_COLUMNS = [
     "trial_id", "epoch", "val_loss", "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
-    "grad_norm", "time_total_s",
+    "grad_norm", "time_total_s", "timestamp",
 ]  # fmt: skip
 TRIAL_COLUMNS = [
     "trial_id", "trial_index", "status", "finished", "is_default", "epochs_run", "best_val_loss", "best_epoch", "best_val_mae",
@@ -200,55 +200,69 @@ def boundary_warnings(trials: pd.DataFrame, space: Any, tolerance: float = 0.05)
     return out
 
 
-def plot_learning_curves(curves: pd.DataFrame, out: Path, *, best_trial: str | None = None) -> Path:
-    """Validation loss against epoch, one line per trial, the best one highlighted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for trial_id, group in curves.groupby("trial_id"):
-        finite = group[np.isfinite(group[METRIC].astype(float))]
-        is_best = trial_id == best_trial
-        ax.plot(finite["epoch"], finite[METRIC], marker="o", markersize=3, lw=2.5 if is_best else 1,
-                alpha=1.0 if is_best else 0.5, label=f"{trial_id} (best)" if is_best else None)  # fmt: skip
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{METRIC} (masked MSE, scaled)")
-    ax.set_yscale("log")
-    ax.set_title("Learning curves")
-    if best_trial:
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+def common_epoch(curves: pd.DataFrame) -> int | None:
+    """The last epoch every trial with a finite value reached (ASHA's first rung, usually)."""
+    ok = curves[np.isfinite(curves[METRIC].to_numpy(dtype=float))]
+    if ok.empty:
+        return None
+    return int(ok.groupby("trial_id")["epoch"].max().min())
 
 
-def plot_metric_vs_params(trials: pd.DataFrame, params: list[str], out: Path) -> Path:
-    """Best validation loss against each searched hyperparameter, one panel each."""
-    import matplotlib
+def values_at_epoch(curves: pd.DataFrame, epoch: int) -> pd.Series:
+    """Each trial's METRIC at ``epoch`` (trial id -> value); trials without a finite one left out."""
+    at = curves[(curves["epoch"] == epoch) & np.isfinite(curves[METRIC].to_numpy(dtype=float))]
+    return at.set_index("trial_id")[METRIC].astype(float)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    ok = trials[np.isfinite(trials["best_val_loss"].astype(float))]
-    cols = min(3, max(1, len(params)))
-    rows = math.ceil(len(params) / cols) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.5 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, params):
-        values = ok[name]
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        x = values if numeric else values.astype(str)
-        ax.scatter(x, ok["best_val_loss"], c=ok["epochs_run"], cmap="viridis", s=25)
-        if numeric and (values > 0).all() and values.max() / max(values.min(), 1e-300) > 50:
-            ax.set_xscale("log")
-        ax.set_xlabel(name)
-        ax.set_ylabel("best val_loss")
-    for ax in list(axes.flat)[len(params) :]:
-        ax.set_visible(False)
-    fig.suptitle("Best validation loss per trial (colour: epochs run)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+@dataclass(frozen=True)
+class DefaultsComparison:
+    """The best trial against the documented defaults' trial, at an epoch both reached.
+
+    Their best values alone mislead when ASHA stopped the defaults after one epoch
+    and the best trial ran four: the comparison is made at ``epoch``, the last epoch
+    both ran.
+    """
+
+    best_trial: str
+    defaults_trial: str
+    epoch: int
+    best_value: float
+    defaults_value: float
+    best_epochs: int
+    defaults_epochs: int
+    defaults_stopped_by_asha: bool
+
+    def lines(self) -> list[str]:
+        change = (self.best_value - self.defaults_value) / abs(self.defaults_value) if self.defaults_value else math.nan
+        at = f"at epoch {self.epoch}: best {self.best_value:.5g} vs defaults {self.defaults_value:.5g} {METRIC} ({change:+.1%})"
+        if self.best_trial == self.defaults_trial:
+            return ["  the documented defaults were the best trial"]
+        if self.defaults_epochs == self.best_epochs:
+            return [f"  both ran {self.epoch} epochs; {at}"]
+        why = " (stopped by ASHA)" if self.defaults_stopped_by_asha else ""
+        return [
+            f"  the defaults ran {self.defaults_epochs} epoch(s){why}, the best trial {self.best_epochs}: "
+            "their best values are not comparable;",
+            f"  {at}",
+        ]
+
+
+def compare_with_defaults(trials: pd.DataFrame, curves: pd.DataFrame) -> DefaultsComparison | None:
+    """The best and the defaults' trial at the last epoch both reached; None without both."""
+    ok = trials[np.isfinite(trials["best_val_loss"].to_numpy(dtype=float))]
+    defaults = ok[ok["is_default"].astype(bool)]
+    if ok.empty or defaults.empty:
+        return None
+    best, dflt = ok.iloc[0], defaults.iloc[0]
+    finite = curves[np.isfinite(curves[METRIC].to_numpy(dtype=float))]
+    last = finite.groupby("trial_id")["epoch"].max()
+    epoch = int(min(last.get(best["trial_id"], 0), last.get(dflt["trial_id"], 0)))
+    values = values_at_epoch(curves, epoch)
+    if epoch < 1 or best["trial_id"] not in values or dflt["trial_id"] not in values:
+        return None
+    return DefaultsComparison(
+        best_trial=str(best["trial_id"]), defaults_trial=str(dflt["trial_id"]), epoch=epoch,
+        best_value=float(values[best["trial_id"]]), defaults_value=float(values[dflt["trial_id"]]),
+        best_epochs=int(best["epochs_run"]), defaults_epochs=int(dflt["epochs_run"]),
+        defaults_stopped_by_asha=bool(dflt["stopped_by_asha"]),
+    )  # fmt: skip

@@ -1,9 +1,11 @@
 """``python -m tuning.analyze``: tables, plots and warnings for one sweep.
 
-Prints the top trials and writes into the experiment folder ``trials.csv``,
-``trials.parquet``, ``curves.parquet``, ``learning_curves.png`` and
-``metric_vs_params.png``; warns when the best value of a hyperparameter lies at
-the edge of its search range (the optimum may lie beyond it).
+Prints the top trials and the hyperparameter importance, and writes into the
+experiment folder ``trials.csv``, ``trials.parquet``, ``curves.parquet``,
+``learning_curves.png``, ``metric_vs_params.png``, ``importance.{json,csv,png}``
+and ``optuna.db`` (the sweep as an Optuna study, for ``python -m tuning.dashboard``,
+``optuna-dashboard`` and ``optuna.visualization``); warns when the best value of a
+hyperparameter lies at the edge of its search range (the optimum may lie beyond it).
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.analysis import boundary_warnings, load_curves, load_sweep, plot_learning_curves, plot_metric_vs_params
+from tuning.analysis import boundary_warnings, load_curves, load_sweep
 from tuning.cli import ArgumentParser, positive_int, run_main
 from tuning.errors import UserError
+from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, param_importance, write_importance
+from tuning.logs import quiet_libraries
+from tuning.optuna_study import STUDY_FILE, build_trials, write_study
+from tuning.plots import plot_learning_curves, plot_metric_vs_params
 from tuning.spaces import load_space
 from tuning.storage import DEFAULT_STORAGE, Experiment, read_sweep_settings
 
 PROG = "python -m tuning.analyze"
-OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png")
+OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png", STUDY_FILE,
+           IMPORTANCE_JSON, IMPORTANCE_CSV)  # fmt: skip
+"""Files every run writes; ``importance.png`` too when the importance could be computed."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +56,12 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
     trials.to_csv(folder / "trials.csv", index=False)
     trials.to_parquet(folder / "trials.parquet", index=False)
     curves.to_parquet(folder / "curves.parquet", index=False)
-    best = trials["trial_id"].iloc[0] if len(trials) else None
-    plot_learning_curves(curves, folder / "learning_curves.png", best_trial=best)
-    plot_metric_vs_params(trials, params, folder / "metric_vs_params.png")
+    plot_learning_curves(curves, folder / "learning_curves.png", trials=trials)
+    plot_metric_vs_params(trials, curves, space, folder / "metric_vs_params.png")
+    study_trials = build_trials(trials, curves, space)
+    write_study(folder, exp.name, study_trials, space)
+    importance = param_importance(study_trials, params)
+    written = [*OUTPUTS[:-2], *(p.name for p in write_importance(importance, folder))]
     cols = [
         "trial_id",
         "status",
@@ -65,10 +76,12 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(f"{len(trials)} trials in {folder}; top {min(top, len(trials))} by best val_loss:")
         print(trials[cols].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\n".join(importance.lines()))
     warnings = [str(w) for w in boundary_warnings(trials, space)]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print("wrote " + ", ".join(str(folder / name) for name in OUTPUTS))
+    print(f"wrote into {folder}: " + ", ".join(written))
+    print(f"dashboard: python -m tuning.dashboard --name {exp.name} --storage-path {exp.storage_path}")
     return warnings
 
 
@@ -76,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
+        quiet_libraries()
         analyze(Experiment.at(args.storage_path, args.name), args.top)
         return 0
 

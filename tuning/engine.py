@@ -65,6 +65,9 @@ class TrainingDivergedError(UserError, ArithmeticError):
         )
 
 
+BatchHook = Callable[[int, int, int], None]
+
+
 class TrainResult(NamedTuple):
     """What a run returns; unpacks as ``best_model, histories, info``."""
 
@@ -353,6 +356,8 @@ class TrainingRun:
     epoch: int = 0
     histories: dict[str, list[Any]] = field(default_factory=dict)
     resumed_from_epoch: int | None = None
+    on_batch: BatchHook | None = None
+    """Called after each training batch with (epoch, batch, batches): progress bars."""
 
     def __post_init__(self) -> None:
         c = self.config
@@ -453,6 +458,19 @@ class TrainingRun:
         sampler.set_seed(shuffle_seed)
         return self._loader
 
+    def _counted(self, batches: Iterable[Batch]) -> Iterable[Batch]:
+        """``batches``, telling :attr:`on_batch` after each one."""
+        if self.on_batch is None:
+            return batches
+        hook, epoch, total = self.on_batch, self.epoch + 1, -(-len(self.data.train) // self.config.batch_size)
+
+        def counted() -> Iterable[Batch]:
+            for n, batch in enumerate(batches, start=1):
+                yield batch
+                hook(epoch, n, total)
+
+        return counted()
+
     def run_epoch(self) -> dict[str, Any]:
         """Train and validate one epoch, step the scheduler, update early stopping.
 
@@ -465,7 +483,7 @@ class TrainingRun:
         lr = self.optimizer.param_groups[0]["lr"]
         start = time.perf_counter()
         stats = train_one_epoch(
-            self.model, self._train_batches(), self.optimizer, self.grad_scaler, self.precision, self.device,
+            self.model, self._counted(self._train_batches()), self.optimizer, self.grad_scaler, self.precision, self.device,
             gradient_clip=c.gradient_clip, epoch=epoch,
         )  # fmt: skip
         val = validate_model(self.model, self.data.val, self.data, self.precision, self.device)
@@ -547,6 +565,7 @@ def fit(
     report: ReportFn | None = None,
     resume: bool = False,
     device: str | None = None,
+    on_batch: BatchHook | None = None,
 ) -> TrainResult:
     """Train until early stopping or ``config.max_epochs``; return the best model.
 
@@ -559,11 +578,12 @@ def fit(
             ``config.checkpoint_dir`` when there is one (a corrupt newest one is
             skipped with a warning; an unsafe one is refused).
         device: overrides ``config.device``.
+        on_batch: called after each training batch with (epoch, batch, batches).
 
     Returns:
         ``(best_model, histories, info)``.
     """
-    run = TrainingRun(config, data, device)
+    run = TrainingRun(config, data, device, on_batch=on_batch)
     folder = None
     if config.checkpoint_dir is not None:
         folder = checkpoints.CheckpointFolder(config.checkpoint_dir, config.keep_checkpoints, continuing=resume)

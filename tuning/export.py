@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from tuning import storage
-from tuning.analysis import load_sweep
+from tuning.analysis import DefaultsComparison, load_sweep
 from tuning.cli import ArgumentParser, run_main
 from tuning.config import TrainConfig
 from tuning.errors import UserError
@@ -87,8 +87,8 @@ def export_best(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
     return doc
 
 
-def format_summary(doc: dict[str, Any]) -> str:
-    """The best config beside the defaults, as a few lines of text."""
+def format_summary(doc: dict[str, Any], comparison: DefaultsComparison | None = None) -> str:
+    """The best config beside the defaults, as a few lines of text (and the same-epoch comparison)."""
     lines = [f"best trial {doc['trial_id']}:"]
     defaults = TrainConfig().to_dict()
     for name in doc["searched"]:
@@ -99,6 +99,8 @@ def format_summary(doc: dict[str, Any]) -> str:
     for key in ("best_val_loss", "best_val_mae", "best_val_rmse", "epochs_run"):
         dv = "n/a" if d is None else f"{d[key]:.5g}"
         lines.append(f"  {key:<16} {m[key]:>12.5g} {dv:>12}")
+    if comparison is not None:
+        lines.extend(comparison.lines())
     return "\n".join(lines)
 
 

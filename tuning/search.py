@@ -24,7 +24,7 @@ from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, nonneg_
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
 from tuning.errors import UserError
-from tuning.logs import configure_logging
+from tuning.logs import configure_logging, quiet_libraries
 from tuning.metrics import METRIC, MODE
 from tuning.spaces import SearchSpace, find_space, load_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
@@ -211,6 +211,7 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
     from ray.tune.search.optuna import OptunaSearch
 
     from tuning.asha import PersistentASHA
+    from tuning.reporter import SweepReporter
     from tuning.trainable import make_trainable
 
     base = _base_config(settings, space)
@@ -264,7 +265,8 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
             ),
             failure_config=tune.FailureConfig(max_failures=1),
             callbacks=_fault_injection(),
-            progress_reporter=tune.CLIReporter(
+            progress_reporter=SweepReporter(
+                exp.path,
                 max_report_frequency=30,
                 metric_columns=["epoch", METRIC, "val_mae", "train_loss"],
                 parameter_columns=list(space.parameters),
@@ -331,7 +333,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(f"interrupted; resume with:\n  {_resume_command(exp)}", file=sys.stderr)
         raise
 
-    from tuning.analysis import load_sweep
+    from tuning.analysis import compare_with_defaults, load_curves, load_sweep
     from tuning.export import export_best, format_summary
 
     trials = load_sweep(exp.path)
@@ -343,10 +345,21 @@ def run_sweep(args: argparse.Namespace) -> int:
         )
         return 130
     best = export_best(exp, trials=trials)
-    print(format_summary(best))
+    print(format_summary(best, compare_with_defaults(trials, load_curves(exp.path))))
     print(f"results: {exp.path}  (best config: {exp.file(BEST_FILE)})")
-    print(f"retrain: python -m tuning.train --config {exp.file(BEST_FILE)} --output {exp.file('final')}")
+    print(next_steps(exp))
     return 0
+
+
+def next_steps(exp: Experiment) -> str:
+    """What to run after a sweep, as printed at its end."""
+    where = f"--name {exp.name} --storage-path {exp.storage_path}"
+    return "\n".join([
+        "next:",
+        f"  python -m tuning.analyze {where}     # tables, learning_curves.png, metric_vs_params.png, importance",
+        f"  python -m tuning.dashboard {where}   # the sweep in optuna-dashboard (pip install -e \".[dashboard]\")",
+        f"  python -m tuning.train --config {exp.file(BEST_FILE)} --output {exp.file('final')}   # retrain the best",
+    ])  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -354,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         configure_logging()
+        quiet_libraries()
         # Ray's new console output prints a box per trial result; the classic
         # reporter prints one status table every 30 s.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

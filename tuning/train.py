@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tuning.engine import TrainingRun, TrainResult, fit
 from tuning.errors import UserError
 from tuning.fingerprint import check_unchanged, fingerprint
 from tuning.logs import configure_logging
+from tuning.progress import EpochProgress
 from tuning.sources import TrafficSeries, load_series, synthetic_traffic
 from tuning.storage import write_atomic
 
@@ -206,6 +209,12 @@ def write_outputs(output: Path, result: TrainResult, data: PreparedData) -> None
     _write_json(output / "info.json", {k: v for k, v in info.items() if k != "test_metrics"})
 
 
+def resume_command(argv: Sequence[str] | None) -> str:
+    """This command again with ``--resume``: it continues from the newest checkpoint."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--resume", "--overwrite")]
+    return shlex.join([*PROG.split(), *args, "--resume"])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
@@ -243,12 +252,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         def after_epoch(metrics: dict[str, Any], run: TrainingRun) -> None:
             nonlocal replacing
+            progress.epoch_done(metrics)
             if replacing:  # the new run's first checkpoint is on disk: the old run may go
                 _clear_previous(output, config)
                 _write_json(output / RUN_FILE, record)
                 replacing = False
 
-        result = fit(config, data, resume=args.resume, report=after_epoch)
+        try:
+            with EpochProgress(config.max_epochs, bar=False if args.quiet else None) as progress:
+                result = fit(config, data, resume=args.resume, report=after_epoch, on_batch=progress.batch_done)
+        except KeyboardInterrupt:
+            if config.save_checkpoints:
+                print(f"interrupted; resume with:\n  {resume_command(argv)}", file=sys.stderr)
+            raise
         write_outputs(output, result, data)
         info = result.info
         print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  val_loss {info['best_val_loss']:.5f}")
