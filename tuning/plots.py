@@ -154,6 +154,13 @@ def _setup_x(ax: Any, name: str, axis: dict[str, Any]) -> None:
         ax.set_xticks(axis["ticks"], axis["labels"])
     elif axis["log"]:
         ax.set_xscale("log")
+        if axis["lim"][1] / axis["lim"][0] < 30:
+            # Under a decade and a half, 10^k ticks are too few: 1-2-5 steps, plainly written.
+            from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(*axis["lim"])
     ax.set_xlabel(name + (" (log scale)" if axis.get("log") else ""))
 
