@@ -75,6 +75,18 @@ def tiny_config(tmp_path: Path) -> TrainConfig:
     return TrainConfig(hidden_size=8, batch_size=256, max_epochs=3, num_threads=1, checkpoint_dir=str(tmp_path / "checkpoints"))
 
 
+@pytest.fixture
+def restore_tuning_logger() -> Iterator[None]:
+    """Command-line main() configures the 'tuning' logger; undo it so no handler outlives its captured stream."""
+    import logging
+
+    logger = logging.getLogger("tuning")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """One real local Ray for the whole session (2 CPUs); yields its address.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tuning.errors import DataError
-from tuning.sources import TrafficSeries, as_series, check_sensors, load_series, synthetic_traffic
+from tuning.sources import TrafficSeries, as_series, check_sensors, load_series, select_sensors, synthetic_traffic
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ODOT = SHARED_DATA / "odot_counts" / "counts_wide_15min.csv"
@@ -225,8 +226,35 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a,b\n", {}, r"has 0 row\(s\)"),
         ("data.csv", "t,a,weather\n2024-01-01,1,sun\n2024-01-02,2,rain\n", {}, r"non-numeric columns \['weather'\]"),
         ("data.csv", "a,b\n1,x\n2,3\n", {}, r"non-numeric columns \['b'\].*drop or convert"),
-        ("data.csv", "time,a\n2024-01-01,1\n2024-01-01,2\n", {}, "strictly increasing.*data row 2.*duplicates"),
-        ("data.csv", "time,a\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, "data row 3.*not increasing"),
+        ("data.csv", "time,a\n2024-01-01,1\n2024-01-01,2\n", {}, r"has 1 distinct timestamp\(s\); at least 2"),
+        ("data.csv", "time,a\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, "in order.*data row 3.*not increasing"),
+        (
+            "data.csv",
+            "time,a\n2024-01-01 00:00,1\n2024-01-01 00:05,2\n2024-01-01 00:10,2\n2024-01-01 00:17,3\n",
+            {},
+            "00:17:00 is not on the grid of 5min",
+        ),
+        (
+            "data.csv",
+            "time,a\n2024-01-01 00:00,1\n2024-01-01 00:05,2\n",
+            {"freq": "1s"},
+            "2 time steps spread over 301 steps of 1s",
+        ),
+        ("data.csv", "time,a\n2024-01-01,1\n2024-01-02,2\n", {"freq": "bogus"}, "bad freq 'bogus'"),
+        (
+            "data.csv",
+            "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n",
+            {"columns": ["c"]},
+            r"--columns names \['c'\].*columns are \['a', 'b'\]",
+        ),
+        (
+            "data.csv",
+            "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n",
+            {"exclude_columns": ["c"]},
+            r"--exclude-columns names \['c'\]",
+        ),
+        ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["time"]}, "'time' is the timestamp column"),
+        ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["a"], "exclude_columns": ["b"]}, "not both"),
         ("data.csv", "time,a\n2024-01-01,1\nsoon,2\n", {}, "timestamp column 'time' holds values that are not dates"),
         ("data.csv", "a,b\n1,\n2,\n", {}, r"sensors \['b'\] have no readings"),
         ("data.csv", "a,b\n0,1\n0,2\n", {"zero_is_missing": True}, r"sensors \['a'\].*--zero-is-missing"),
@@ -235,7 +263,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a\n1\n2\n", {"freq": "bogus"}, "bad freq 'bogus'"),
         ("data.csv", "a\n1\n2\n", {"start": "2024-01-01"}, "without freq"),
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
-        ("data.npz", b"not a zip file at all", {}, r"cannot read as npz"),
+        ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
         ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz"),
     ],
 )
@@ -270,6 +298,88 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         load_series(tmp_path)
 
 
+# --- gaps, repeated timestamps and the choice of sensors --------------------------------------
+
+NAN = np.nan
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "tuning.sources" and r.levelno == logging.WARNING]
+
+
+def test_gaps_in_timestamps_become_masked_steps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "gappy.csv"
+    minutes = [0, 5, 20, 25, 35]  # 10, 15 and 30 are missing
+    rows = [f"2024-01-01 00:{m:02d},{i + 1},{10 * (i + 1)}" for i, m in enumerate(minutes)]
+    path.write_text("timestamp,a,b\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        series = load_series(path)
+    assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=8, freq="5min"))
+    np.testing.assert_array_equal(series.values[:, 0], np.array([1, 2, NAN, NAN, 3, 4, NAN, 5], dtype=np.float32))
+    np.testing.assert_array_equal(np.isnan(series.values[:, 1]), np.isnan(series.values[:, 0]))
+    (line,) = _warnings(caplog)
+    assert "2 gaps in the timestamps: 3 missing steps of 5min (37.5 % of 8)" in line
+    assert "longest gap is 0 days 00:15:00 (2 steps) between the readings at 2024-01-01 00:05:00 and 2024-01-01 00:20:00" in line
+
+
+def test_freq_sets_the_grid_of_a_file_with_timestamps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "quarter.csv"
+    path.write_text("timestamp,a\n2024-01-01 00:00,1\n2024-01-01 00:15,2\n2024-01-01 00:30,3\n")
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        assert load_series(path, freq="15min").num_steps == 3
+        assert not _warnings(caplog)
+        series = load_series(path, freq="5min")
+    assert series.num_steps == 7 and np.isnan(series.values[:, 0]).sum() == 4
+    assert "2 gaps in the timestamps: 4 missing steps of 5min" in _warnings(caplog)[0]
+
+
+def test_rows_sharing_a_timestamp_are_averaged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "repeats.csv"
+    path.write_text(
+        "timestamp,a,b\n2024-01-01 00:00,1,\n2024-01-01 00:00,3,4\n2024-01-01 00:05,2,2\n"
+        "2024-01-01 00:05,2,2\n2024-01-01 00:10,,\n2024-01-01 00:10,,\n2024-01-01 00:15,7,8\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        series = load_series(path)
+    expected = np.array([[2, 4], [2, 2], [NAN, NAN], [7, 8]], dtype=np.float32)  # missing cells do not count
+    np.testing.assert_array_equal(series.values, expected)
+    assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=4, freq="5min"))
+    (line,) = _warnings(caplog)
+    assert "3 rows repeat an earlier timestamp" in line and "(1 timestamps held differing readings)" in line
+
+
+def test_columns_pick_sensors_in_order_and_skip_covariates(tmp_path: Path) -> None:
+    path = tmp_path / "covariates.csv"
+    path.write_text("date_time,weather,b,a,temp\n2024-01-01 00:00,sun,1,2,20\n2024-01-01 01:00,rain,3,4,21\n")
+    picked = load_series(path, columns=["a", "b"])
+    assert picked.sensor_ids == ("a", "b")
+    np.testing.assert_array_equal(picked.values, np.array([[2, 1], [4, 3]], dtype=np.float32))
+    rest = load_series(path, exclude_columns=["weather", "temp"])
+    assert rest.sensor_ids == ("b", "a")
+
+
+def test_columns_pick_array_and_synthetic_sensors(tmp_path: Path) -> None:
+    data = np.arange(30, dtype=np.float64).reshape(10, 3)
+    np.savez(tmp_path / "pems.npz", data=data)
+    series = load_series(tmp_path / "pems.npz", columns=["S002", "S000"])
+    assert series.sensor_ids == ("S002", "S000")
+    np.testing.assert_array_equal(series.values, data[:, [2, 0]].astype(np.float32))
+    assert series.values.flags.c_contiguous
+    synthetic = synthetic_traffic(num_sensors=3, num_days=1)
+    assert select_sensors(synthetic, exclude_columns=["S001"]).sensor_ids == ("S000", "S002")
+    assert select_sensors(synthetic) is synthetic
+    with pytest.raises(DataError, match=r"--columns names \['S009'\]"):
+        select_sensors(synthetic, ["S009"])
+
+
+def test_fortran_ordered_input_becomes_c_ordered() -> None:
+    values = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(6, 2))
+    for given in (values, TrafficSeries(values, None, ("a", "b"), "f")):
+        series = as_series(given)
+        assert series.values.flags.c_contiguous
+        np.testing.assert_array_equal(series.values, values)
+
+
 # --- real sample data ------------------------------------------------------------------------
 
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"sample data not found at {SHARED_DATA}")
@@ -286,5 +396,23 @@ def test_real_odot_counts_load() -> None:
 
 @needs_shared_data
 def test_real_uci_file_names_non_numeric_columns() -> None:
-    with pytest.raises(DataError, match=r"non-numeric columns \['holiday', 'weather_main', 'weather_description'\]"):
+    match = r"non-numeric columns \['holiday', 'weather_main', 'weather_description'\].*--columns or --exclude-columns"
+    with pytest.raises(DataError, match=match):
         load_series(UCI)
+
+
+@needs_shared_data
+def test_real_uci_file_is_put_on_its_hourly_grid(caplog: pytest.LogCaptureFixture) -> None:
+    """48,204 rows: 7,629 repeat an hour (one per weather record), 2,588 gaps, the longest 307 days."""
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        series = load_series(UCI, columns=["traffic_volume"])
+    repeats, gaps = _warnings(caplog)
+    assert "7629 rows repeat an earlier timestamp" in repeats and "(0 timestamps held differing readings)" in repeats
+    assert "2588 gaps in the timestamps: 11976 missing steps of 1h (22.8 % of 52551)" in gaps
+    assert "longest gap is 307 days 19:00:00 (7386 steps)" in gaps and "2014-08-08 01:00:00 and 2015-06-11 20:00:00" in gaps
+    assert series.sensor_ids == ("traffic_volume",) and series.values.shape == (52551, 1)
+    assert (series.timestamps == pd.date_range("2012-10-02 09:00", "2018-09-30 23:00", freq="h")).all()
+    assert int(np.isnan(series.values).sum()) == 11976
+    raw = pd.read_csv(UCI, usecols=["date_time", "traffic_volume"])
+    per_hour = raw.groupby(pd.to_datetime(raw["date_time"]))["traffic_volume"].first()
+    np.testing.assert_array_equal(series.values[series.timestamps.get_indexer(per_hour.index), 0], per_hour.to_numpy())

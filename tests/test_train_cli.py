@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +21,10 @@ from tuning.errors import DataError
 from tuning.sources import synthetic_traffic
 from tuning.train import main
 
+pytestmark = pytest.mark.usefixtures("restore_tuning_logger")
 REPO = Path(__file__).resolve().parents[1]
 LEN_TARGET = 5
 METRIC_LAYOUT = {"mae", "rmse", "mape", "per_horizon"}
-
-
-@pytest.fixture(autouse=True)
-def _restore_tuning_logger() -> Iterator[None]:
-    """main() configures the 'tuning' logger; undo it so no handler outlives its captured stream."""
-    logger = logging.getLogger("tuning")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
@@ -349,3 +339,20 @@ def test_module_entry_point_runs(data_csv: Path, fast_config: Path, tmp_path: Pa
     assert "copy_last_mae" in proc.stdout
     assert set(json.loads((out / "metrics.json").read_text())) == {"model", "copy_last"}
     assert list(pd.read_csv(out / "history.csv")["epoch"]) == [1]
+
+
+UCI = REPO.parent / "shared" / "data" / "uci_metro_interstate" / "Metro_Interstate_Traffic_Volume.csv"
+
+
+@pytest.mark.skipif(not UCI.is_file(), reason=f"sample data not found at {UCI}")
+def test_real_uci_file_trains_with_columns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file with covariates and gaps trains as is: --columns picks the sensor, the gaps are masked."""
+    out, config = tmp_path / "uci", tmp_path / "big_batches.json"
+    config.write_text(json.dumps({"hidden_size": 8, "batch_size": 4096, "num_threads": 1}))  # 52,551 steps
+    argv = ["--data", str(UCI), "--columns", "traffic_volume", "--config", str(config), "--output", str(out)]
+    assert _run([*argv, "--max-epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "2588 gaps in the timestamps" in err and "7629 rows repeat an earlier timestamp" in err
+    info = json.loads((out / "info.json").read_text())
+    assert info["data"] == UCI.name and info["epochs_run"] == 1
+    assert torch.load(out / "model.pt", weights_only=False)["sensor_ids"] == ["traffic_volume"]

@@ -54,8 +54,14 @@ def newest_snapshot(exp: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     states = sorted(exp.glob("experiment_state-*.json"))
     if not states:
         return []
-    doc = json.loads(states[-1].read_text())
-    return [(json.loads(trial), json.loads(runtime)) for trial, runtime in doc["trial_data"]]
+    try:
+        doc = json.loads(states[-1].read_text())
+        return [(json.loads(trial), json.loads(runtime)) for trial, runtime in doc["trial_data"]]
+    except (ValueError, KeyError, TypeError) as e:  # JSON and Unicode errors are ValueErrors
+        raise UserError(
+            f"Tune's experiment snapshot {states[-1]} is truncated or corrupt ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); if the sweep is still running try again, else restore it from a backup"
+        ) from e
 
 
 def _trial_states(exp: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from tuning.logs import quiet_libraries
 from tuning.optuna_study import STUDY_FILE, build_trials, write_study
 from tuning.plots import plot_learning_curves, plot_metric_vs_params
 from tuning.spaces import load_space
-from tuning.storage import DEFAULT_STORAGE, Experiment, read_sweep_settings
+from tuning.storage import DEFAULT_STORAGE, Experiment
 
 PROG = "python -m tuning.analyze"
 OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png", STUDY_FILE,
@@ -49,7 +49,9 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
             f"analyze reads a local folder; copy {exp.path} here first (e.g. aws s3 sync) and point --storage-path at it"
         )
     folder = Path(exp.path)
-    space = load_space(read_sweep_settings(exp)["space_file"])
+    from tuning.search import SweepSettings
+
+    space = load_space(SweepSettings.load(exp).space_file)
     params = list(space.parameters)
     trials = load_sweep(folder)
     curves = load_curves(folder)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from tuning.config import MAX_SEED
 from tuning.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -33,10 +34,17 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--len-source", type=positive_int, default=None, metavar="N", help="past steps the model sees (default 10)")
     g.add_argument("--len-target", type=positive_int, default=None, metavar="N", help="future steps to predict (default 5)")
     g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings (METR-LA convention)")
-    g.add_argument("--freq", default=None, help="step length for a file without timestamps, e.g. 5min (enables time features)")
+    g.add_argument("--freq", default=None,
+                   help="the data's step, e.g. 5min: timestamps are put on this grid (default: their most common step); "
+                        "for a file without timestamps it builds them (enables time features)")  # fmt: skip
     g.add_argument(
         "--start", default=None, help="first timestamp for a file without timestamps (with --freq; default 2000-01-01)"
     )
+    pick = g.add_mutually_exclusive_group()
+    pick.add_argument("--columns", type=column_list, default=None, metavar="A,B",
+                      help="the sensor columns to use, comma-separated (leaves out covariates such as weather)")  # fmt: skip
+    pick.add_argument("--exclude-columns", type=column_list, default=None, metavar="A,B",
+                      help="columns to leave out, comma-separated; the others are the sensors")  # fmt: skip
 
 
 def run_main(body: Callable[[], int], *, prog: str, debug: bool) -> int:
@@ -70,6 +78,22 @@ def nonneg_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def column_list(text: str) -> tuple[str, ...]:
+    """Comma-separated column names, e.g. ``traffic_volume`` or ``det_1,det_2``."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be column names separated by commas, got {text!r}")
+    return names
+
+
+def seed_int(text: str) -> int:
+    """A seed NumPy and torch both take: 0 to 2**32 - 1."""
+    value = _int_at_least(text, 0)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_SEED} (2**32 - 1), got {value}")
     return value
 
 

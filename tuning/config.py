@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -214,10 +215,20 @@ def _check(ok: bool, name: str, must: str, value: Any) -> None:
         raise ConfigError(f"{name} must be {must}, got {value!r}")
 
 
+MAX_SEED = 2**32 - 1
+"""NumPy's legacy seeding, which ``set_seed`` uses, takes 0 to 2**32 - 1."""
+MAX_LEARNING_RATE = 10.0
+"""AdamW moves each weight by about the learning rate per step: above this, nothing trains."""
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
 def _validate(c: TrainConfig) -> None:
     finite = math.isfinite
     _check(c.batch_size >= 1, "batch_size", ">= 1", c.batch_size)
-    _check(finite(c.learning_rate) and c.learning_rate > 0, "learning_rate", "> 0", c.learning_rate)
+    _check(
+        finite(c.learning_rate) and 0 < c.learning_rate <= MAX_LEARNING_RATE,
+        "learning_rate", f"> 0 and <= {MAX_LEARNING_RATE:g}", c.learning_rate,
+    )  # fmt: skip
     _check(0.0 <= c.dropout_rate < 1.0, "dropout_rate", "in [0, 1)", c.dropout_rate)
     _check(finite(c.gradient_clip) and c.gradient_clip >= 0, "gradient_clip", ">= 0 (0 turns clipping off)", c.gradient_clip)
     _check(c.early_stop_patience >= 1, "early_stop_patience", ">= 1", c.early_stop_patience)
@@ -225,7 +236,7 @@ def _validate(c: TrainConfig) -> None:
     _check(c.scheduler_step_size >= 1, "scheduler_step_size", ">= 1", c.scheduler_step_size)
     _check(finite(c.weight_decay) and c.weight_decay >= 0, "weight_decay", ">= 0", c.weight_decay)
     _check(c.num_workers >= 0, "num_workers", ">= 0", c.num_workers)
-    _check(c.seed >= 0, "seed", ">= 0", c.seed)
+    _check(0 <= c.seed <= MAX_SEED, "seed", f">= 0 and <= {MAX_SEED} (2**32 - 1)", c.seed)
     _check(c.len_source >= 1, "len_source", ">= 1", c.len_source)
     _check(c.len_target >= 1, "len_target", ">= 1", c.len_target)
     _check(c.hidden_size >= 1, "hidden_size", ">= 1", c.hidden_size)
@@ -233,9 +244,7 @@ def _validate(c: TrainConfig) -> None:
     _check(c.cell in CELLS, "cell", f"one of {CELLS}", c.cell)
     _check(c.max_epochs >= 1, "max_epochs", ">= 1", c.max_epochs)
     _check(c.amp_dtype in AMP_DTYPES, "amp_dtype", f"one of {AMP_DTYPES}", c.amp_dtype)
-    _check(
-        c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda"), "device", "'auto', 'cpu' or 'cuda[:N]'", c.device
-    )
+    _check(bool(_DEVICE.fullmatch(c.device)), "device", "'auto', 'cpu', 'cuda' or 'cuda:N' (N = 0, 1, ...)", c.device)
     _check(c.num_threads >= 0, "num_threads", ">= 0 (0 = all CPUs available)", c.num_threads)
     _check(c.loader in LOADERS, "loader", f"one of {LOADERS}", c.loader)
     _check(c.keep_checkpoints >= 1, "keep_checkpoints", ">= 1", c.keep_checkpoints)

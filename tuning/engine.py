@@ -102,9 +102,14 @@ def resolve_device(spec: str) -> torch.device:
     """'auto' picks CUDA when present, then the CPU."""
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (N = 0, 1, ...), got {spec!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {spec!r} was asked for but CUDA is not available here; use device 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {spec!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
     return device
 
 

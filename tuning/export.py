@@ -13,6 +13,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ PROG = "python -m tuning.export"
 _METRIC_KEYS = ("best_val_loss", "best_val_mae", "best_val_rmse", "best_epoch", "epochs_run", "status")
 
 
-DATA_OPTIONS = ("data", "zero_is_missing", "freq", "start")
+DATA_OPTIONS = ("data", "zero_is_missing", "freq", "start", "columns", "exclude_columns")
 
 
 def _latest_checkpoint(logdir: str) -> str | None:
@@ -40,9 +41,10 @@ def _latest_checkpoint(logdir: str) -> str | None:
 
 def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
     """The best trial of a sweep as the ``best_config.json`` document."""
+    from tuning.search import SweepSettings
     from tuning.spaces import load_space
 
-    settings = storage.read_sweep_settings(exp)
+    settings = asdict(SweepSettings.load(exp))
     trials = load_sweep(exp.path) if trials is None else trials
     ok = trials[trials["best_val_loss"].astype(float).map(math.isfinite)] if len(trials) else trials
     if ok.empty:

@@ -20,6 +20,7 @@ from typing import Any
 from ray.tune import Callback
 
 from tuning.analysis import newest_snapshot
+from tuning.errors import UserError
 
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 
@@ -35,7 +36,7 @@ def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
     """Each trial's status in the newest experiment snapshot on (local) storage."""
     try:
         records = newest_snapshot(Path(experiment_dir))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UserError):
         return {}  # being written right now
     out = {}
     for trial, runtime in records:

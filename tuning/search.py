@@ -12,15 +12,17 @@ import argparse
 import json
 import logging
 import os
+import pickletools
+import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from tuning import storage
-from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, nonneg_int, positive_int, run_main
+from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, run_main, seed_int
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
 from tuning.errors import UserError
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-concurrent", type=positive_int, default=None, metavar="N", help="trials at once (default: CPUs / cpus-per-trial)"
     )
-    p.add_argument("--seed", type=nonneg_int, default=0, help="seed of the TPE sampler (default: %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the TPE sampler (default: %(default)s)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name in --storage-path")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -108,6 +110,34 @@ class SweepSettings:
     gpus_per_trial: float
     max_concurrent: int | None
     seed: int
+    columns: tuple[str, ...] | None = None
+    exclude_columns: tuple[str, ...] | None = None
+
+    @classmethod
+    def load(cls, exp: Experiment) -> SweepSettings:
+        """The settings saved in ``sweep/sweep.json``, refusing a file this version did not write.
+
+        Keys added since a sweep was started take their defaults; an unknown key, a
+        missing one or a value of the wrong type is one line naming the file and the key.
+        """
+        doc = storage.read_sweep_settings(exp)
+        path = exp.file(SWEEP_FILE)
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(k for k in doc if k not in known)
+        if unknown:
+            raise UserError(f"{path} holds unknown setting(s) {unknown}; remove them or restore the file from a backup")
+        missing = sorted(k for k, f in known.items() if k not in doc and f.default is MISSING)
+        if missing:
+            raise UserError(f"{path} lacks the setting(s) {missing}; restore the file from a backup")
+        values: dict[str, Any] = {}
+        for key, value in doc.items():
+            kind = str(known[key].type)
+            if isinstance(value, list) and kind.startswith("tuple[str"):
+                value = tuple(value)
+            if not _has_type(value, kind):
+                raise UserError(f"{path}: setting {key!r} must be {kind}, got {value!r}; restore the file from a backup")
+            values[key] = value
+        return cls(**values)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, space: SearchSpace) -> SweepSettings:
@@ -135,7 +165,19 @@ class SweepSettings:
             gpus_per_trial=args.gpus_per_trial,
             max_concurrent=args.max_concurrent,
             seed=args.seed,
+            columns=args.columns,
+            exclude_columns=args.exclude_columns,
         )
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    """Whether a JSON value fits a SweepSettings annotation such as ``int | None``."""
+    checks = {"str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "None": lambda v: v is None,
+              "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}  # fmt: skip
+    return any(checks[part.strip()](value) for part in kind.split("|"))
 
 
 def default_name(space: SearchSpace) -> str:
@@ -179,7 +221,10 @@ def load_sweep_data(settings: SweepSettings, space: SearchSpace) -> PreparedData
     from tuning.data import prepare_data
     from tuning.train import load_data_arg
 
-    series = load_data_arg(settings.data, zero_is_missing=settings.zero_is_missing, freq=settings.freq, start=settings.start)
+    series = load_data_arg(
+        settings.data, zero_is_missing=settings.zero_is_missing, freq=settings.freq, start=settings.start,
+        columns=settings.columns, exclude_columns=settings.exclude_columns,
+    )  # fmt: skip
     data = prepare_data(series, settings.len_source, settings.len_target)
     TrainConfig.from_dict({**_base_config(settings, space), **space.first_point()}, source=space.source)
     return data
@@ -190,7 +235,8 @@ def _base_config(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
 
 
 def _resume_command(exp: Experiment) -> str:
-    return f"{PROG} --name {exp.name} --storage-path {exp.storage_path} --resume"
+    """The command that continues the sweep, quoted for a POSIX shell."""
+    return f"{PROG} --name {shlex.quote(exp.name)} --storage-path {shlex.quote(exp.storage_path)} --resume"
 
 
 def _fault_injection() -> list[Any]:
@@ -278,8 +324,8 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
 
 
 # Flags whose values a resumed sweep takes from sweep.json instead.
-_SETTING_FLAGS = ("data", "len_source", "len_target", "zero_is_missing", "freq", "start", "num_samples", "max_epochs",
-                  "grace_period", "reduction_factor", "max_concurrent")  # fmt: skip
+_SETTING_FLAGS = ("data", "len_source", "len_target", "zero_is_missing", "freq", "start", "columns", "exclude_columns",
+                  "num_samples", "max_epochs", "grace_period", "reduction_factor", "max_concurrent")  # fmt: skip
 
 
 def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSettings, SearchSpace, bool]:
@@ -288,7 +334,7 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
         if not args.name:
             raise UserError("--resume needs the --name of the sweep to continue (see the folders in --storage-path)")
         exp = Experiment.at(args.storage_path, args.name)
-        settings = SweepSettings(**storage.read_sweep_settings(exp))
+        settings = SweepSettings.load(exp)
         ignored = [f"--{k.replace('_', '-')}" for k in _SETTING_FLAGS if getattr(args, k) not in (None, False)]
         if args.space or args.smoke_test or ignored:
             log.warning("--resume continues with the settings saved in %s; ignoring the other sweep flags", exp.file(SWEEP_FILE))
@@ -297,6 +343,8 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
 
         restorable = exp.is_local and any(Path(exp.path).glob("experiment_state-*.json")) or not exp.is_local
         restorable = restorable and tune.Tuner.can_restore(exp.path)
+        if restorable and exp.is_local:
+            _check_restorable(Path(exp.path))
         if not restorable:
             # Killed before Tune's first snapshot: nothing ran to completion, so start over.
             log.warning("sweep %s stopped before its first snapshot; starting it again from scratch", exp.name)
@@ -310,6 +358,26 @@ def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSett
         raise UserError(f"experiment {exp.path} exists; continue it with --resume or choose another --name")
     settings = SweepSettings.from_args(args, space)
     return exp, settings, space, False
+
+
+def _check_restorable(folder: Path) -> None:
+    """Refuse a truncated ``tuner.pkl`` or experiment snapshot before Ray starts.
+
+    Tune would fail on them deep inside ``Tuner.restore``. The pickle is walked opcode
+    by opcode (``pickletools``), which executes nothing.
+    """
+    from tuning.analysis import newest_snapshot
+
+    tuner_file = folder / "tuner.pkl"
+    try:
+        for _ in pickletools.genops(tuner_file.read_bytes()):
+            pass
+    except (ValueError, OSError) as e:
+        raise UserError(
+            f"{tuner_file} is truncated or corrupt ({e}); Tune cannot resume from it: restore it from a backup, "
+            "or start a new sweep with another --name (tuning.export and tuning.analyze still read this one)"
+        ) from e
+    newest_snapshot(folder)
 
 
 def run_sweep(args: argparse.Namespace) -> int:

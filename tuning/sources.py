@@ -8,9 +8,11 @@ faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,13 @@ import pandas as pd
 
 from tuning.errors import DataError
 
+log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
 _SUPPORTED = (".csv", ".parquet", ".npz")
+# Reindexing to the step may grow a series at most this much: beyond it the step is
+# more likely wrong (or the file mostly empty) than the data merely gappy.
+_MAX_GROWTH = 10
+_PICK_HINT = "pick the sensor columns with --columns or --exclude-columns"
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,20 +248,104 @@ def _looks_like_dates(column: pd.Series) -> bool:
     return True
 
 
-def _check_timestamps(timestamps: pd.DatetimeIndex, label: str) -> None:
-    """Require strictly increasing timestamps: windows assume one row per distinct step."""
+def _check_order(timestamps: pd.DatetimeIndex, label: str) -> None:
+    """Require timestamps in order: rows out of order are more likely a mistake than data."""
     missing = np.flatnonzero(timestamps.isna())
     if missing.size:
         raise DataError(f"{label}: data row {missing[0] + 1} has no timestamp; every row needs one, fill or drop it")
-    step = np.diff(timestamps.asi8)
-    bad = np.flatnonzero(step <= 0)
+    bad = np.flatnonzero(np.diff(timestamps.asi8) < 0)
     if bad.size:
         row = int(bad[0]) + 1
-        what = "duplicates" if step[bad[0]] == 0 else "is not increasing after"
         raise DataError(
-            f"{label}: timestamps must be strictly increasing, but data row {row + 1} ({timestamps[row]}) "
-            f"{what} data row {row} ({timestamps[row - 1]}); sort the rows and drop duplicate time steps"
+            f"{label}: timestamps must be in order, but data row {row + 1} ({timestamps[row]}) "
+            f"is not increasing after data row {row} ({timestamps[row - 1]}); sort the rows"
         )
+
+
+def _average_duplicates(values: np.ndarray, timestamps: pd.DatetimeIndex, label: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """One row per timestamp: the mean of each sensor's readings there, missing cells ignored.
+
+    Files such as the UCI Metro one repeat a time step once per weather record; the
+    readings then agree and the mean is that reading. Where they disagree the mean is
+    the least biased single value, and the log line says how often that happened.
+    """
+    starts = np.flatnonzero(np.r_[True, np.diff(timestamps.asi8) != 0])
+    if starts.size == len(timestamps):
+        return values, timestamps
+    observed = ~np.isnan(values)
+    sums = np.add.reduceat(np.where(observed, values, 0.0).astype(np.float64), starts, axis=0)
+    counts = np.add.reduceat(observed.astype(np.int64), starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = (sums / counts).astype(np.float32)  # 0/0 -> nan: no reading at that step
+    high, low = np.fmax.reduceat(values, starts, axis=0), np.fmin.reduceat(values, starts, axis=0)
+    differ = (high != low) & ~np.isnan(high)  # fmax/fmin skip nan; all-nan stays nan
+    log.warning(
+        "%s: %d rows repeat an earlier timestamp; each sensor's readings at one timestamp are averaged "
+        "(%d timestamps held differing readings)",
+        label, len(timestamps) - starts.size, int(differ.any(axis=1).sum()),
+    )  # fmt: skip
+    return means, timestamps[starts]
+
+
+def _step(timestamps: pd.DatetimeIndex, freq: str | None, label: str) -> pd.DateOffset:
+    """The series' step: ``freq`` when given, else the most common difference between timestamps."""
+    if freq is not None:
+        try:
+            return pd.tseries.frequencies.to_offset(freq)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{label}: bad freq {freq!r}: {_first_line(e)}; pass e.g. '5min', '15min' or '1h'") from e
+    diffs, counts = np.unique(np.diff(timestamps.asi8), return_counts=True)
+    step = pd.Timedelta(int(diffs[np.argmax(counts)]), unit=timestamps.unit)
+    return pd.tseries.frequencies.to_offset(step)
+
+
+def _step_text(step: pd.DateOffset) -> str:
+    """'1h' rather than pandas' bare 'h'."""
+    text = step.freqstr
+    return text if text[:1].isdigit() else f"1{text}"
+
+
+def _reindex_to_step(
+    values: np.ndarray, timestamps: pd.DatetimeIndex, freq: str | None, label: str
+) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    """Put the readings on a regular grid of the series' step, the missing steps as nan.
+
+    Windows assume consecutive rows are one step apart; a gap left in place would
+    make the model read the hour after a 10-month outage as the next hour.
+    """
+    if len(timestamps) < 2:
+        return values, timestamps
+    step = _step(timestamps, freq, label)
+    first, last = timestamps[0], timestamps[-1]
+    # Only fixed-length steps can make a huge grid; calendar steps (days, months) stay small.
+    size = (last - first) // pd.Timedelta(step) + 1 if isinstance(step, pd.offsets.Tick) else len(timestamps)
+    if size > _MAX_GROWTH * len(timestamps):
+        raise DataError(
+            f"{label}: {len(timestamps)} time steps spread over {size} steps of {_step_text(step)}: more than "
+            f"{_MAX_GROWTH}x as many; pass the step the data was recorded at with --freq"
+        )
+    grid = pd.date_range(first, last, freq=step)
+    positions = grid.get_indexer(timestamps)
+    off = np.flatnonzero(positions < 0)
+    if off.size:
+        raise DataError(
+            f"{label}: timestamp {timestamps[off[0]]} is not on the grid of {_step_text(step)} steps from {first}; "
+            "resample the file to one regular step first, or pass the step it was recorded at with --freq"
+        )
+    if len(grid) == len(timestamps):
+        return values, timestamps
+    missing = np.diff(positions) - 1
+    longest = int(np.argmax(missing))
+    before, after = timestamps[longest], timestamps[longest + 1]
+    log.warning(
+        "%s: %d gaps in the timestamps: %d missing steps of %s (%.1f %% of %d) are masked as missing readings; "
+        "the longest gap is %s (%d steps) between the readings at %s and %s",
+        label, int((missing > 0).sum()), int(missing.sum()), _step_text(step), 100.0 * missing.sum() / len(grid), len(grid),
+        after - before, int(missing[longest]), before, after,
+    )  # fmt: skip
+    full = np.full((len(grid), values.shape[1]), np.nan, dtype=np.float32)
+    full[positions] = values
+    return full, grid
 
 
 def _reject_duplicates(columns: list[str], label: str) -> None:
@@ -270,24 +361,73 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _frame_to_series(frame: pd.DataFrame, label: str, name: str, zero_is_missing: bool) -> TrafficSeries:
+def _pick_sensors(
+    names: list[str], columns: Sequence[str] | None, exclude: Sequence[str] | None, label: str, timestamp: str | None = None
+) -> list[str]:
+    """The sensor columns to use: ``columns`` in their order, or all but ``exclude``."""
+    if columns is not None and exclude is not None:
+        raise DataError(f"{label}: give --columns or --exclude-columns, not both")
+    wanted = list(columns if columns is not None else exclude or [])
+    if timestamp is not None and timestamp in wanted:
+        raise DataError(f"{label}: {timestamp!r} is the timestamp column, not a sensor; leave it out of the column list")
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        flag = "--columns" if columns is not None else "--exclude-columns"
+        raise DataError(f"{label}: {flag} names {unknown}, which the file does not have; its columns are {names}")
+    if columns is not None:
+        if not columns:
+            raise DataError(f"{label}: --columns is empty; name at least one sensor column")
+        return list(dict.fromkeys(columns))
+    return [c for c in names if c not in wanted]
+
+
+def select_sensors(
+    series: TrafficSeries,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+    *,
+    label: str | None = None,
+) -> TrafficSeries:
+    """The series with only the sensors ``columns`` names (in that order), or without ``exclude_columns``.
+
+    Raises:
+        DataError: Both are given, or one names a sensor the series does not have.
+    """
+    if columns is None and exclude_columns is None:
+        return series
+    picked = _pick_sensors(list(series.sensor_ids), columns, exclude_columns, label or series.name)
+    index = [series.sensor_ids.index(c) for c in picked]
+    return TrafficSeries(np.ascontiguousarray(series.values[:, index]), series.timestamps, tuple(picked), series.name)
+
+
+def _frame_to_series(
+    frame: pd.DataFrame,
+    label: str,
+    name: str,
+    zero_is_missing: bool,
+    *,
+    freq: str | None = None,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+) -> TrafficSeries:
     """Split a wide frame into timestamps and sensor columns, rejecting anything else."""
-    columns = [str(c).strip() for c in frame.columns]
-    _reject_duplicates(columns, label)
-    frame = frame.set_axis(columns, axis=1)
+    columns_in = [str(c).strip() for c in frame.columns]
+    _reject_duplicates(columns_in, label)
+    frame = frame.set_axis(columns_in, axis=1)
     timestamps: pd.DatetimeIndex | None = None
     timestamp_column: str | None = None
     if isinstance(frame.index, pd.DatetimeIndex):
         timestamps = frame.index
     else:
-        named = [c for c in columns if c.lower() in _TIMESTAMP_NAMES]
+        named = [c for c in columns_in if c.lower() in _TIMESTAMP_NAMES]
         if named:
             timestamp_column = named[0]
-        elif columns and _looks_like_dates(frame[columns[0]]):
-            timestamp_column = columns[0]
+        elif columns_in and _looks_like_dates(frame[columns_in[0]]):
+            timestamp_column = columns_in[0]
         if timestamp_column is not None:
             timestamps = _parse_timestamps(frame[timestamp_column], label)
-    sensors = [c for c in columns if c != timestamp_column]
+    candidates = [c for c in columns_in if c != timestamp_column]
+    sensors = _pick_sensors(candidates, columns, exclude_columns, label, timestamp_column)
     if sensors and sensors[0] == "Unnamed: 0":
         raise DataError(
             f"{label}: the first column has no header, so it looks like a saved row index; "
@@ -304,10 +444,10 @@ def _frame_to_series(frame: pd.DataFrame, label: str, name: str, zero_is_missing
     if bad:
         raise DataError(
             f"{label}: non-numeric columns {bad}: every column except one timestamp column must hold "
-            "sensor readings; drop or convert them"
+            f"sensor readings; drop or convert them, or {_PICK_HINT}"
         )
     if not sensors:
-        raise DataError(f"{label}: no sensor columns (columns: {columns}); it needs one numeric column per sensor")
+        raise DataError(f"{label}: no sensor columns (columns: {columns_in}); it needs one numeric column per sensor")
     if len(frame) < 2:
         raise DataError(f"{label}: has {len(frame)} row(s) of readings; at least 2 time steps are needed")
     values = np.column_stack(numeric).astype(np.float32)
@@ -317,7 +457,11 @@ def _frame_to_series(frame: pd.DataFrame, label: str, name: str, zero_is_missing
     if zero_is_missing:
         values[values == 0] = np.nan
     if timestamps is not None:
-        _check_timestamps(timestamps, label)
+        _check_order(timestamps, label)
+        values, timestamps = _average_duplicates(values, timestamps, label)
+        values, timestamps = _reindex_to_step(values, timestamps, freq, label)
+        if len(timestamps) < 2:
+            raise DataError(f"{label}: has {len(timestamps)} distinct timestamp(s); at least 2 time steps are needed")
     return TrafficSeries(values, timestamps, tuple(sensors), name)
 
 
@@ -335,7 +479,9 @@ def _array_to_series(array: np.ndarray, label: str, name: str, zero_is_missing: 
         array = array[:, :, 0]
     if array.shape[0] < 2 or array.shape[1] < 1:
         raise DataError(f"{label}: array has shape {array.shape}; at least 2 time steps and 1 sensor are needed")
-    values = np.array(array, dtype=np.float32)  # always a copy: the caller's array stays untouched
+    # Always a C-ordered copy: the caller's array stays untouched, and the windows index
+    # the series as flat memory (DataFrame.to_numpy() hands out Fortran order).
+    values = np.array(array, dtype=np.float32, order="C")
     if np.isinf(values).any():
         raise DataError(f"{label}: array holds infinite values; replace them with nan (missing)")
     if zero_is_missing:
@@ -344,9 +490,18 @@ def _array_to_series(array: np.ndarray, label: str, name: str, zero_is_missing: 
 
 
 def _read_npz(path: Path) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as loaded:
-        if isinstance(loaded, np.ndarray):  # a bare .npy saved under a .npz name
-            return np.asarray(loaded)
+    with path.open("rb") as f:
+        magic = f.read(6)
+    # np.load takes anything else for a pickle and says it "contains pickled data".
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise DataError(
+            f"{path}: is not a .npz archive (a zip of NumPy arrays; it starts with {magic!r}); "
+            "save the series with np.savez(path, data=array)"
+        )
+    loaded = np.load(path, allow_pickle=False)
+    if isinstance(loaded, np.ndarray):  # a bare .npy saved under a .npz name
+        return loaded
+    with loaded:
         keys = list(loaded.files)
         if not keys:
             raise DataError(f"{path}: holds no arrays; save the series with np.savez(path, data=array)")
@@ -357,31 +512,49 @@ def _read_npz(path: Path) -> np.ndarray:
 
 
 def load_series(
-    path: str | os.PathLike[str], *, zero_is_missing: bool = False, freq: str | None = None, start: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    zero_is_missing: bool = False,
+    freq: str | None = None,
+    start: str | None = None,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
 ) -> TrafficSeries:
     """Load a wide traffic file: one row per time step, one column per sensor.
+
+    Timestamps are put on a regular grid of one step: rows that share a timestamp
+    are averaged, and steps missing from the file become missing readings (nan),
+    each with one log line.
 
     Args:
         path: A ``.csv`` or ``.parquet`` file (optional timestamp column named timestamp,
             time, date, datetime or date_time, or a first column of dates), or a ``.npz``
             holding one (T, N) or (T, N, C) array (channel 0 is used).
         zero_is_missing: Treat exact zeros as missing readings (the METR-LA convention).
-        freq: For files without timestamps, a pandas frequency such as ``"5min"`` used to
-            build timestamps; ignored when the file has timestamps.
-        start: First timestamp for ``freq`` (default 2000-01-01); needs ``freq``.
+        freq: A pandas frequency such as ``"5min"``: the step to put a file's timestamps
+            on (default: the most common step between them), or, for a file without
+            timestamps, the step to build them with.
+        start: First timestamp for ``freq`` in a file without timestamps (default
+            2000-01-01); needs ``freq``.
+        columns: The sensor columns to use, in this order (others, such as covariates,
+            are left out); ``.npz`` sensors are named S000, S001, ...
+        exclude_columns: Columns to leave out; the rest are the sensors.
 
     Returns:
         The series, named after the file, with float32 values and nan for missing cells.
 
     Raises:
-        DataError: The file is missing, unreadable, not wide numeric data, has fewer than
-            2 rows, unordered timestamps or a sensor without any reading.
+        DataError: The file is missing, not a regular file, unreadable, not wide numeric
+            data, has fewer than 2 rows, unordered or off-grid timestamps, or a sensor
+            without any reading.
     """
     file = Path(path)
     if not file.exists():
         raise DataError(f"data file not found: {file}; pass an existing .csv, .parquet or .npz file")
     if file.is_dir():
         raise DataError(f"{file}: is a directory, not a data file; pass a .csv, .parquet or .npz file")
+    if not file.is_file():  # a FIFO or device would block the reader or never end
+        raise DataError(f"{file}: is not a regular file (a pipe, socket or device); save the data to a file and pass that")
     suffix = file.suffix.lower()
     if suffix not in _SUPPORTED:
         raise DataError(
@@ -392,9 +565,12 @@ def load_series(
     try:
         if suffix == ".npz":
             series = _array_to_series(_read_npz(file), label, file.name, zero_is_missing)
+            series = select_sensors(series, columns, exclude_columns, label=label)
         else:
             frame = _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
-            series = _frame_to_series(frame, label, file.name, zero_is_missing)
+            series = _frame_to_series(
+                frame, label, file.name, zero_is_missing, freq=freq, columns=columns, exclude_columns=exclude_columns
+            )
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
@@ -436,10 +612,11 @@ def as_series(
         The series with float32 values; the input is never modified.
     """
     if isinstance(obj, TrafficSeries):
-        if not zero_is_missing:
+        if not zero_is_missing and obj.values.flags.c_contiguous:
             return obj
-        values = obj.values.copy()
-        values[values == 0] = np.nan
+        values = np.array(obj.values, order="C")  # the windows index the series as flat memory
+        if zero_is_missing:
+            values[values == 0] = np.nan
         return TrafficSeries(values, obj.timestamps, obj.sensor_ids, obj.name)
     if isinstance(obj, pd.DataFrame):
         return _frame_to_series(obj, name, name, zero_is_missing)

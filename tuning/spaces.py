@@ -53,6 +53,21 @@ SPACES_DIR = _spaces_dir()
 
 # Fields a trial may not set: the sweep decides where checkpoints go and how many threads run.
 _RESERVED = {"checkpoint_dir", "num_threads", "device", "max_epochs", "save_checkpoints", "len_source", "len_target"}
+# What a sweep may try, per field, beyond what a config may hold: outside these ranges
+# trials only crash (out of memory, float overflow) or learn nothing, and a typo such
+# as 1e9 for 1e3 would cost the whole sweep. (low, high), None for no bound of our own.
+SANE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "learning_rate": (1e-8, 10.0),
+    "weight_decay": (None, 1.0),
+    "batch_size": (None, 65_536),
+    "hidden_size": (None, 4_096),
+    "num_layers": (None, 16),
+    "gradient_clip": (None, 1e6),
+    "early_stop_patience": (None, 1_000),
+    "scheduler_step_size": (None, 10_000),
+    "num_workers": (None, 64),
+    "keep_checkpoints": (None, 100),
+}
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,7 @@ def load_space(path: str | Path) -> SearchSpace:
         _check_field(src, name, fields, "fixed")
         if name in parameters:
             raise SpaceError(f"{src}: '{name}' is both searched and fixed; keep it in one section")
+        _check_sane(src, f"fixed '{name}'", name, fixed[name])
     try:
         TrainConfig.from_dict(fixed, source=f"{src}: fixed")
     except ConfigError as e:
@@ -246,6 +262,7 @@ def _parse_param(src: str, name: Any, spec: Any, fields: set[str]) -> Param:
             raise SpaceError(f"{src}: parameter '{name}' (choice) needs a non-empty list 'values', got {values!r}")
         for v in values:
             _check_value(src, name, v)
+            _check_sane(src, f"parameter '{name}'", name, v)
         return Param(name, dist, values=tuple(values))
     for key in ("low", "high"):
         if key not in spec:
@@ -270,6 +287,8 @@ def _parse_param(src: str, name: Any, spec: Any, fields: set[str]) -> Param:
         )
     _check_value(src, name, int(low) if dist == "int" else low)
     _check_value(src, name, int(high) if dist == "int" else high)
+    _check_sane(src, f"parameter '{name}'", name, low, "low")
+    _check_sane(src, f"parameter '{name}'", name, high, "high")
     return Param(name, dist, low=low, high=high, log=log)
 
 
@@ -279,6 +298,22 @@ def _check_value(src: str, name: str, value: Any) -> None:
         TrainConfig.from_dict({name: value}, source=src)
     except ConfigError as e:
         raise SpaceError(f"{src}: parameter '{name}' allows an invalid value: {str(e).removeprefix(src + ': ')}") from None
+
+
+def _check_sane(src: str, where: str, name: str, value: Any, key: str = "value") -> None:
+    """Refuse a value outside the field's :data:`SANE_BOUNDS`, naming the field, the bound and the value."""
+    low, high = SANE_BOUNDS.get(name, (None, None))
+    if isinstance(value, str):  # YAML 1.1 reads 1e9 as a string; the config coerces it
+        try:
+            value = float(value)
+        except ValueError:
+            return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if high is not None and value > high:
+        raise SpaceError(f"{src}: {where}: {key}={value:g} is above the sane bound {high:g} for {name}; narrow the range")
+    if low is not None and value < low:
+        raise SpaceError(f"{src}: {where}: {key}={value:g} is below the sane bound {low:g} for {name}; narrow the range")
 
 
 def find_space(name_or_path: str) -> Path:

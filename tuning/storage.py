@@ -22,7 +22,11 @@ import pyarrow.fs as pafs
 from tuning.errors import UserError
 
 DEFAULT_STORAGE = "results"
-_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+# A name is one folder, and a flag value: a leading '-' would read as a flag in the
+# printed resume command, a leading '.' hides the folder.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+# Tune prefixes trial folder names and session files with it; file names stop at 255 bytes.
+MAX_NAME_LENGTH = 100
 # The layout of an experiment folder beside Tune's own files. Our state lives in a
 # subfolder: Tune copies top-level *.json files on restore and syncs stale copies back.
 SWEEP_FILE = "sweep/sweep.json"
@@ -50,8 +54,12 @@ class Experiment:
     @classmethod
     def at(cls, storage_path: str | os.PathLike[str], name: str) -> Experiment:
         """The experiment ``name`` in ``storage_path``; the name is one folder, never a path."""
+        if len(name) > MAX_NAME_LENGTH:
+            raise UserError(f"experiment name is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
         if not _NAME.fullmatch(name):
-            raise UserError(f"experiment name {name!r} must be letters, digits, '.', '_' or '-', not starting with '.'")
+            raise UserError(
+                f"experiment name {name!r} must be letters, digits, '.', '_' or '-', starting with a letter, digit or '_'"
+            )
         return cls(resolve_storage_path(storage_path), name)
 
     @property
@@ -73,7 +81,14 @@ def read_sweep_settings(exp: Experiment) -> dict[str, Any]:
     """The settings ``tuning.search`` saved for the experiment (``sweep/sweep.json``)."""
     if not exp.exists(SWEEP_FILE):
         raise UserError(f"no sweep named {exp.name!r} in {exp.storage_path} (no {SWEEP_FILE}); check --name and --storage-path")
-    return dict(json.loads(read_text(exp.file(SWEEP_FILE))))
+    path = exp.file(SWEEP_FILE)
+    try:
+        doc = json.loads(read_text(path))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is corrupt ({e}); restore it from a backup, or rewrite it with the sweep's flags as JSON") from e
+    if not isinstance(doc, dict):
+        raise UserError(f"{path} must hold a JSON object of sweep settings, got {type(doc).__name__}; restore it from a backup")
+    return doc
 
 
 def load_stopped(state_path: str) -> dict[str, float]:

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from tuning import checkpoints, storage
-from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_main
+from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_main, seed_int
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.engine import TrainingRun, TrainResult, fit
@@ -33,7 +33,7 @@ from tuning.errors import UserError
 from tuning.fingerprint import check_unchanged, fingerprint
 from tuning.logs import configure_logging
 from tuning.progress import EpochProgress
-from tuning.sources import TrafficSeries, load_series, synthetic_traffic
+from tuning.sources import TrafficSeries, load_series, select_sensors, synthetic_traffic
 from tuning.storage import write_atomic
 
 PROG = "python -m tuning.train"
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="cap the epochs (default: the config's max_epochs, 100)",
     )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 42)")
+    p.add_argument("--seed", type=seed_int, default=None, help="random seed (default: the config's, 42)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: auto)")
     p.add_argument(
         "--resume",
@@ -79,11 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_data_arg(path: str | None, *, zero_is_missing: bool, freq: str | None, start: str | None) -> TrafficSeries:
-    """The ``--data`` flag: a file, or the embedded synthetic data set."""
+def load_data_arg(
+    path: str | None,
+    *,
+    zero_is_missing: bool,
+    freq: str | None,
+    start: str | None,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+) -> TrafficSeries:
+    """The ``--data`` flag: a file, or the embedded synthetic data set (sensors S000, S001, ...)."""
     if path is None:
-        return synthetic_traffic()
-    return load_series(path, zero_is_missing=zero_is_missing, freq=freq, start=start)
+        return select_sensors(synthetic_traffic(), columns, exclude_columns)
+    return load_series(
+        path, zero_is_missing=zero_is_missing, freq=freq, start=start, columns=columns, exclude_columns=exclude_columns
+    )
 
 
 def sweep_data_options(config_file: str) -> dict[str, Any]:
@@ -96,7 +106,13 @@ def sweep_data_options(config_file: str) -> dict[str, Any]:
     if not isinstance(options, dict):
         return {}
     return {"path": options.get("data"), "zero_is_missing": bool(options.get("zero_is_missing")),
-            "freq": options.get("freq"), "start": options.get("start")}  # fmt: skip
+            "freq": options.get("freq"), "start": options.get("start"),
+            "columns": _names(options.get("columns")), "exclude_columns": _names(options.get("exclude_columns"))}  # fmt: skip
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    """A column list saved in JSON; anything else counts as not given."""
+    return tuple(str(v) for v in value) if isinstance(value, list) else None
 
 
 def previous_run(output: Path) -> list[str]:
@@ -142,7 +158,8 @@ def resolve_config(args: argparse.Namespace, output: Path, saved: dict[str, Any]
 
 def resolve_data_args(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     """The data source and flags: the resumed run's (or a sweep export's), then explicit flags."""
-    options: dict[str, Any] = {"path": None, "zero_is_missing": False, "freq": None, "start": None}
+    options: dict[str, Any] = {"path": None, "zero_is_missing": False, "freq": None, "start": None,
+                               "columns": None, "exclude_columns": None}  # fmt: skip
     if saved:
         options.update({k: saved["data"].get(k, v) for k, v in options.items()})
     elif args.config:
@@ -150,6 +167,8 @@ def resolve_data_args(args: argparse.Namespace, saved: dict[str, Any] | None) ->
         options.update(sweep_data_options(args.config))
     given = {"path": args.data, "zero_is_missing": args.zero_is_missing or None, "freq": args.freq, "start": args.start}
     options.update({k: v for k, v in given.items() if v is not None})
+    if args.columns is not None or args.exclude_columns is not None:  # one choice of sensors replaces the other
+        options.update(columns=args.columns, exclude_columns=args.exclude_columns)
     path = options["path"]
     if path is not None and not storage.is_uri(str(path)):
         options["path"] = str(Path(path).expanduser().resolve())  # a resume may start in another folder
