@@ -302,3 +302,6 @@ def test_columns_flags_pick_the_sensors_train_sees(inputs: dict[str, str], tmp_p
     assert train.main([*common, "--exclude-columns", "weather", "--output", str(tmp_path / "b")]) == 0
     for run in ("a", "b"):
         assert torch.load(tmp_path / run / "model.pt", weights_only=False)["sensor_ids"] == ["S000"]
+    # --resume reads the file with the run's own choice of columns (else 'weather' would be refused)
+    assert train.main(["--output", str(tmp_path / "a"), "--resume", "--max-epochs", "2", "--quiet"]) == 0
+    assert json.loads((tmp_path / "a" / "info.json").read_text())["resumed_from_epoch"] == 1

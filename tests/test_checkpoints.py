@@ -101,9 +101,10 @@ def test_a_new_run_keeps_an_older_one_until_its_first_checkpoint(tiny_config: Tr
     fit(tiny_config.replace(max_epochs=3), tiny_data)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(before) == {"epoch_0002.pt", "epoch_0003.pt", checkpoints.BEST_FILE}
-    # Diverges in its first epoch: it must leave the older run as it was.
+    # Diverges in its first epoch (AdamW's decay multiplies the weights by -9 per step): it must
+    # leave the older run as it was.
     with pytest.raises(TrainingDivergedError):
-        fit(tiny_config.replace(learning_rate=1e10, gradient_clip=0.0), tiny_data)
+        fit(tiny_config.replace(learning_rate=10.0, weight_decay=1.0, gradient_clip=0.0, batch_size=64), tiny_data)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     # A new run that gets going replaces it.
     fit(tiny_config.replace(max_epochs=1, seed=5), tiny_data)

@@ -145,9 +145,11 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_checkpoints(
     args = ["--data", str(data_csv), "--config", str(fast_config), "--output", str(out)]
     assert _run([*args, "--max-epochs", "3"]) == 0
     before = _snapshot(out)
-    # A replacement that diverges in its first epoch leaves the old run whole.
+    # A replacement that diverges in its first epoch (AdamW's decay multiplies the weights by -9
+    # per step) leaves the old run whole.
     diverging = tmp_path / "diverging.json"
-    diverging.write_text(json.dumps({**json.loads(fast_config.read_text()), "learning_rate": 1e10, "gradient_clip": 0}))
+    settings = {"learning_rate": 10.0, "weight_decay": 1.0, "gradient_clip": 0, "batch_size": 64}
+    diverging.write_text(json.dumps({**json.loads(fast_config.read_text()), **settings}))
     capsys.readouterr()
     assert _run(["--data", str(data_csv), "--config", str(diverging), "--output", str(out), "--overwrite", "--quiet"]) == 2
     assert "loss became" in _one_line_error(capsys)
@@ -166,9 +168,10 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_checkpoints(
 def test_resume_continues_with_the_runs_data_flags_and_budget(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--config", str(fast_config), "--output", str(out), "--len-source", "6", "--len-target", "3"]
-    assert _run(["--data", str(data_csv), *args, "--max-epochs", "3", "--zero-is-missing", "--freq", "10min"]) == 0
+    assert _run(["--data", str(data_csv), *args, "--max-epochs", "3", "--zero-is-missing", "--freq", "5min"]) == 0
     run_record = json.loads((out / "run.json").read_text())
-    assert run_record["data"] == {"path": str(data_csv), "zero_is_missing": True, "freq": "10min", "start": None}
+    assert run_record["data"] == {"path": str(data_csv), "zero_is_missing": True, "freq": "5min", "start": None,
+                                  "columns": None, "exclude_columns": None}  # fmt: skip
     assert run_record["config"]["max_epochs"] == 3 and run_record["fingerprint"]["steps"] == 600
     # As if killed during epoch 3: its checkpoint never made it.
     (out / "checkpoints" / "epoch_0003.pt").unlink()

@@ -22,7 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from tuning.cli import ArgumentParser, nonneg_int, run_main
 from tuning.errors import UserError
 from tuning.logs import quiet_libraries
-from tuning.storage import DEFAULT_STORAGE, Experiment, read_sweep_settings
+from tuning.storage import DEFAULT_STORAGE, Experiment
 
 PROG = "python -m tuning.dashboard"
 INSTALL = 'pip install -e ".[dashboard]"'
@@ -74,11 +74,12 @@ def start_dashboard(exp: Experiment, host: str = "127.0.0.1", port: int = 8080) 
     import optuna
 
     from tuning.optuna_study import ensure_study, storage_url
+    from tuning.search import SweepSettings
     from tuning.spaces import load_space
 
     if not exp.is_local:
         raise UserError(f"the dashboard reads a local folder; copy {exp.path} here first and point --storage-path at it")
-    space = load_space(read_sweep_settings(exp)["space_file"])
+    space = load_space(SweepSettings.load(exp).space_file)
     study_file, written = ensure_study(exp.path, exp.name, space)
     storage = optuna.storages.RDBStorage(storage_url(exp.path))
     study_id = storage.get_study_id_from_name(exp.name)
