@@ -149,8 +149,14 @@ def materialise(windows: WindowSet) -> dict[str, np.ndarray]:
         future[...] = sliding_window_view(feats, lt, axis=0)[tgt].transpose(0, 2, 1)[:, None]
     y = np.ascontiguousarray(sliding_window_view(inputs, lt, axis=0)[tgt])
     mask = np.ascontiguousarray(sliding_window_view(observed, lt, axis=0)[tgt])
+    # calendar slots of every input and target step, per window (the same for all sensors)
+    span = slice(windows.first - ls, windows.first - ls + starts)
+    tod = sliding_window_view(windows.tensors.tod.numpy(), ls + lt)[span]  # (starts, ls + lt)
+    dow = sliding_window_view(windows.tensors.dow.numpy(), ls + lt)[span]
     s = starts * n
     return {
+        "tod": np.ascontiguousarray(np.broadcast_to(tod[:, None], (starts, n, ls + lt))).reshape(s, ls + lt),
+        "dow": np.ascontiguousarray(np.broadcast_to(dow[:, None], (starts, n, ls + lt))).reshape(s, ls + lt),
         "x": x.reshape(s, ls, 1 + nf),
         "future": future.reshape(s, lt, nf),
         "y": y.reshape(s, lt),
@@ -165,17 +171,22 @@ class MaterialisedWindows(Dataset):
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.x, self.future, self.y = arrays["x"], arrays["future"], arrays["y"]
         self.mask, self.sensor = arrays["mask"], arrays["sensor"]
+        self.tod, self.dow = arrays["tod"], arrays["dow"]
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    def __getitem__(
+        self, i: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor, torch.Tensor]:
         return (
             torch.from_numpy(self.x[i]),
             torch.from_numpy(self.future[i]),
             torch.from_numpy(self.y[i]),
             torch.from_numpy(self.mask[i]),
             int(self.sensor[i]),
+            torch.from_numpy(self.tod[i]),
+            torch.from_numpy(self.dow[i]),
         )
 
 
@@ -184,7 +195,7 @@ def check_identical(windows: WindowSet, arrays: dict[str, np.ndarray], count: in
     idx = torch.randint(len(windows), (count,), generator=torch.Generator().manual_seed(seed))
     idx = torch.cat([idx, torch.tensor([0, len(windows) - 1])])
     ours = windows[idx]
-    theirs = [torch.from_numpy(arrays[k][idx.numpy()]) for k in ("x", "future", "y", "mask", "sensor")]
+    theirs = [torch.from_numpy(arrays[k][idx.numpy()]) for k in Batch._fields]
     for name, a, b in zip(Batch._fields, ours, theirs):
         if a.shape != b.shape or a.dtype != b.dtype or not torch.equal(a, b):
             raise AssertionError(f"materialised windows differ from WindowSet in field {name!r}")

@@ -24,7 +24,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from tuning import analyze, dashboard, search
-from tuning.analysis import compare_with_defaults, load_curves, load_sweep
+from tuning.analysis import BEST_COLUMN, compare_with_defaults, load_curves, load_sweep
 from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, IMPORTANCE_PNG
 from tuning.metrics import METRIC
 from tuning.optuna_study import FINGERPRINT_ATTR, STUDY_FILE, ensure_study, storage_url
@@ -86,7 +86,7 @@ def test_the_optuna_study_matches_the_sweep(sweep: dict[str, Any]) -> None:
         t = by_id[row["trial_id"]]
         assert t.number == row["trial_index"] - 1  # Tune's creation order
         assert t.state == (TrialState.PRUNED if row["stopped_by_asha"] else TrialState.COMPLETE)
-        assert t.value == pytest.approx(row["best_val_loss"])
+        assert t.value == pytest.approx(row[BEST_COLUMN])
         curve = curves[curves["trial_id"] == row["trial_id"]]
         assert t.intermediate_values == pytest.approx(dict(zip(curve["epoch"].astype(int), curve[METRIC])))
         for name in PARAMS:

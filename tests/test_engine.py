@@ -77,12 +77,12 @@ def test_fit_returns_model_histories_and_info(tiny_config: TrainConfig, tiny_dat
     assert np.isfinite(histories["train_loss"]).all() and np.isfinite(histories["val_loss"]).all()
     assert histories["train_loss"][-1] < histories["train_loss"][0]  # it learns
     assert histories["val_loss"][-1] < histories["val_loss"][0]
-    for key in ("best_epoch", "best_val_loss", "stopped_early", "epochs_run", "device", "mixed_precision", "test_metrics"):
+    for key in ("best_epoch", "best_val_mae", "stopped_early", "epochs_run", "device", "mixed_precision", "test_metrics"):
         assert key in info, key
     assert info["epochs_run"] == epochs and info["stopped_early"] is False
     assert info["device"] == "cpu"
     assert info["best_epoch"] == int(np.argmin(histories["val_loss"])) + 1
-    assert info["best_val_loss"] == min(histories["val_loss"])
+    assert info["best_val_mae"] == min(histories["val_mae"])
     assert info["config"] == tiny_config.to_dict()
     assert set(info["test_metrics"]) == {"model", "copy_last"}
     for who in ("model", "copy_last"):
@@ -104,7 +104,7 @@ def test_report_is_called_every_epoch_with_the_metric(tiny_config: TrainConfig, 
 
     _, histories, _ = fit(tiny_config.replace(max_epochs=2), tiny_data, report=report)
     assert [e for e, _, _ in seen] == [1, 2]
-    assert [v for _, v, _ in seen] == histories["val_loss"]
+    assert [v for _, v, _ in seen] == histories[METRIC]
     assert seen[0][2] is True
 
 
@@ -139,19 +139,19 @@ def test_set_seed_reseeds_torch_and_numpy() -> None:
 
 def test_returned_model_holds_the_best_epochs_weights(tiny_config: TrainConfig, tiny_data: PreparedData) -> None:
     model, histories, info = fit(tiny_config, tiny_data, report=_corrupt_after_first_epoch)
-    val = histories["val_loss"]
+    val = histories["val_mae"]
     assert val[1] > val[0] and val[2] > val[0]  # the set-up worked: epoch 1 stays best
     assert info["best_epoch"] == int(np.argmin(val)) + 1 == 1
-    assert info["best_val_loss"] == val[0]
+    assert info["best_val_mae"] == val[0]
     ckpt_dir = Path(tiny_config.checkpoint_dir)
     best = load_checkpoint(ckpt_dir / BEST_FILE)
-    assert best["epoch"] == 1 and best["val_loss"] == val[0]
+    assert best["epoch"] == 1 and best["val_mae"] == val[0]
     assert _same_weights(model, best["model"])
     last = load_checkpoint(ckpt_dir / "epoch_0003.pt")
     assert not _same_weights(model, last["model"])  # not simply the final weights
     # and the returned weights reproduce the best validation loss
     again = validate_model(model, tiny_data.val, tiny_data, Precision(None, False), torch.device("cpu"))
-    assert again["loss"] == pytest.approx(val[0], rel=1e-6)
+    assert again["mae"] == pytest.approx(val[0], rel=1e-6)
 
 
 def test_early_stopping_ends_the_run(tiny_config: TrainConfig, tiny_data: PreparedData, caplog: pytest.LogCaptureFixture) -> None:
@@ -229,7 +229,7 @@ def test_resume_equals_an_uninterrupted_run(
     last_resumed = load_checkpoint(split_dir / "epoch_0004.pt")["model"]
     assert _same_weights(last_whole, last_resumed)
     assert resumed.info["test_metrics"] == whole.info["test_metrics"]
-    for key in ("best_epoch", "best_val_loss", "stopped_early"):
+    for key in ("best_epoch", "best_val_mae", "stopped_early"):
         assert resumed.info[key] == whole.info[key], key
     # old checkpoints pruned to keep_checkpoints (2), atomic writes leave no temp files
     for folder in (whole_dir, split_dir):
@@ -413,12 +413,12 @@ def test_learning_rate_follows_step_lr(
 def test_grad_norm_recorded_is_the_unclipped_norm(tiny_data: PreparedData, tiny_config: TrainConfig) -> None:
     config = tiny_config.replace(dropout_rate=0.0)
     torch.manual_seed(0)
-    model = build_model(config, tiny_data.input_size)
+    model = build_model(config, tiny_data.shape)
     reference = copy.deepcopy(model)
     batch = tiny_data.train[torch.arange(256)]
 
     # the norm by hand
-    loss = masked_mse(reference(batch.x, batch.future), batch.y, batch.mask)
+    loss = masked_mse(reference(batch.x, batch.future, batch.sensor, batch.tod, batch.dow), batch.y, batch.mask)
     loss.backward()
     expected = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in reference.parameters()))
 

@@ -108,4 +108,4 @@ def test_masked_mse_with_nothing_observed_is_zero_not_nan() -> None:
 
 
 def test_metric_name_and_mode() -> None:
-    assert (METRIC, MODE) == ("val_loss", "min")
+    assert (METRIC, MODE) == ("val_mae", "min")

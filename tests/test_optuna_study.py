@@ -10,7 +10,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from tuning.analysis import compare_with_defaults
+from tuning.analysis import BEST_COLUMN, compare_with_defaults
 from tuning.importance import MIN_TRIALS, param_importance
 from tuning.logs import quiet_libraries
 from tuning.metrics import METRIC
@@ -21,17 +21,17 @@ from tuning.spaces import Param
 @pytest.mark.parametrize(
     ("row", "state"),
     [
-        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": False, "best_val_loss": 0.1},
+        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": False, BEST_COLUMN: 0.1},
          TrialState.COMPLETE),
-        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": True, "diverged": False, "best_val_loss": 0.2},
+        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": True, "diverged": False, BEST_COLUMN: 0.2},
          TrialState.PRUNED),
-        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": True, "best_val_loss": float("inf")},
+        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": True, BEST_COLUMN: float("inf")},
          TrialState.FAIL),
-        ({"status": "ERROR", "finished": True, "stopped_by_asha": False, "diverged": False, "best_val_loss": 0.3},
+        ({"status": "ERROR", "finished": True, "stopped_by_asha": False, "diverged": False, BEST_COLUMN: 0.3},
          TrialState.FAIL),
-        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": False, "best_val_loss": float("nan")},
+        ({"status": "TERMINATED", "finished": True, "stopped_by_asha": False, "diverged": False, BEST_COLUMN: float("nan")},
          TrialState.FAIL),
-        ({"status": "RUNNING", "finished": False, "stopped_by_asha": False, "diverged": False, "best_val_loss": 0.4},
+        ({"status": "RUNNING", "finished": False, "stopped_by_asha": False, "diverged": False, BEST_COLUMN: 0.4},
          TrialState.RUNNING),
     ],
 )  # fmt: skip
@@ -75,7 +75,7 @@ def test_importance_skips_with_a_reason() -> None:
 
 def test_defaults_stopped_early_are_compared_at_their_last_epoch() -> None:
     trials = pd.DataFrame({
-        "trial_id": ["b", "d"], "best_val_loss": [0.5, 0.9], "is_default": [False, True],
+        "trial_id": ["b", "d"], BEST_COLUMN: [0.5, 0.9], "is_default": [False, True],
         "epochs_run": [4, 1], "stopped_by_asha": [False, True],
     })  # fmt: skip
     curves = pd.DataFrame({"trial_id": ["b"] * 4 + ["d"], "epoch": [1, 2, 3, 4, 1], METRIC: [1.0, 0.7, 0.6, 0.5, 0.9]})
@@ -87,7 +87,7 @@ def test_defaults_stopped_early_are_compared_at_their_last_epoch() -> None:
 
 
 def test_defaults_that_ran_as_long_are_compared_directly() -> None:
-    trials = pd.DataFrame({"trial_id": ["b", "d"], "best_val_loss": [0.5, 0.6], "is_default": [False, True],
+    trials = pd.DataFrame({"trial_id": ["b", "d"], BEST_COLUMN: [0.5, 0.6], "is_default": [False, True],
                            "epochs_run": [2, 2], "stopped_by_asha": [False, False]})  # fmt: skip
     curves = pd.DataFrame({"trial_id": ["b", "b", "d", "d"], "epoch": [1, 2, 1, 2], METRIC: [0.7, 0.5, 0.8, 0.6]})
     comparison = compare_with_defaults(trials, curves)

@@ -17,7 +17,7 @@ from conftest import write_csv
 
 from tuning import analyze, export, search, train
 from tuning.analysis import CURVE_COLUMNS, TRIAL_COLUMNS, load_curves, load_sweep
-from tuning.config import TrainConfig
+from tuning.config import DEFAULTS, TrainConfig
 from tuning.engine import CHECKPOINT_FILE, TrainingRun, load_checkpoint
 from tuning.faults import FAULT_ENV, snapshot
 from tuning.metrics import METRIC
@@ -79,7 +79,7 @@ def test_sweep_runs_end_to_end(sweep: dict[str, Any]) -> None:
     assert len(trials) == NUM_SAMPLES
     assert trials["finished"].all()
     assert (trials["status"] == "TERMINATED").all()
-    assert trials["best_val_loss"].map(math.isfinite).all()
+    assert trials["best_val_mae"].map(math.isfinite).all()
 
 
 def test_first_trial_is_the_documented_defaults(sweep: dict[str, Any]) -> None:
@@ -110,7 +110,8 @@ def test_every_epoch_reports_metrics_and_a_checkpoint(sweep: dict[str, Any]) -> 
             assert set(REPORTED_METRICS) <= set(row)
             assert row["checkpoint_dir_name"].startswith("checkpoint_")
         checkpoints = sorted(Path(logdir).glob("checkpoint_*"))
-        assert 1 <= len(checkpoints) <= 2  # CheckpointConfig(num_to_keep=2)
+        # CheckpointConfig(num_to_keep=2) keeps the 2 best by METRIC, and Tune never deletes the latest
+        assert 1 <= len(checkpoints) <= 3
         # the checkpoint restores a run exactly where the trial stood
         state = load_checkpoint(checkpoints[-1] / CHECKPOINT_FILE)
         assert state["epoch"] in [r["epoch"] for r in rows]
@@ -137,11 +138,15 @@ def test_best_config_exports_and_retrains(
     trials = load_sweep(sweep["exp"])
     best = trials.iloc[0]
     assert doc["trial_id"] == best["trial_id"]
-    assert doc["metrics"]["best_val_loss"] == pytest.approx(best["best_val_loss"])
+    assert doc["metrics"]["best_val_mae"] == pytest.approx(best["best_val_mae"])
     assert Path(doc["checkpoint"]).is_dir()
     config = TrainConfig.from_file(path)
     assert config.learning_rate == best["learning_rate"] and config.batch_size == best["batch_size"]
-    assert config.hidden_size == 8 and config.max_epochs == MAX_EPOCHS  # fixed fields and budget travel along
+    assert config.hidden_size == 8  # fixed fields travel along
+    # ...but not the sweep's rung budget: the exported config trains a final model to convergence
+    assert (config.max_epochs, config.early_stop_patience) == (DEFAULTS.max_epochs, DEFAULTS.early_stop_patience)
+    assert doc["final_budget"] == {"max_epochs": DEFAULTS.max_epochs, "early_stop_patience": DEFAULTS.early_stop_patience}
+    assert doc["sweep_budget"]["max_epochs"] == MAX_EPOCHS
     assert doc["defaults_metrics"] is not None
 
     # the standalone command writes the same file again
@@ -174,20 +179,20 @@ def test_best_trial_checkpoint_resumes_a_run(sweep: dict[str, Any], tiny_csv: Pa
     run = TrainingRun(config, prepare_data(series, config.len_source, config.len_target))
     run.load_state_dict(load_checkpoint(Path(doc["checkpoint"]) / CHECKPOINT_FILE))
     assert run.epoch >= 1
-    assert run.early_stopping.best == pytest.approx(doc["metrics"]["best_val_loss"])
+    assert run.early_stopping.best == pytest.approx(doc["metrics"]["best_val_mae"])
 
 
 def test_load_sweep_and_load_curves_columns(sweep: dict[str, Any]) -> None:
     trials = load_sweep(sweep["exp"])
     assert set(TRIAL_COLUMNS) <= set(trials.columns)
     assert {"learning_rate", "batch_size", "dropout_rate"} <= set(trials.columns)
-    assert trials["best_val_loss"].is_monotonic_increasing
+    assert trials["best_val_mae"].is_monotonic_increasing
     curves = load_curves(sweep["exp"])
     assert list(curves.columns) == CURVE_COLUMNS
     assert len(curves) == trials["epochs_run"].sum()
     per_trial = curves.groupby("trial_id")[METRIC].min()
     for _, row in trials.iterrows():
-        assert per_trial[row["trial_id"]] == pytest.approx(row["best_val_loss"])
+        assert per_trial[row["trial_id"]] == pytest.approx(row["best_val_mae"])
 
 
 def test_analyze_writes_tables_and_plots(sweep: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -227,7 +232,7 @@ def test_diverging_trial_is_marked_and_the_sweep_finishes(ray_cluster: str, tiny
     assert len(trials) == 4 and trials["finished"].all()
     diverged = trials[trials["diverged"]]
     assert len(diverged) >= 1
-    assert (diverged["best_val_loss"] == math.inf).all()
+    assert (diverged["best_val_mae"] == math.inf).all()
     assert (diverged["learning_rate"] > 1).all()
     best = json.loads((tmp_path / "div" / "best_config.json").read_text())
     assert best["trial_id"] not in set(diverged["trial_id"])

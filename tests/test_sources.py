@@ -64,15 +64,21 @@ def test_synthetic_shape_timestamps_and_gaps(synthetic: TrafficSeries) -> None:
     assert 0 < observed.min() and observed.max() < 90 and 55 < observed.mean() < 70
 
 
-def test_synthetic_has_daily_and_weekly_cycles(synthetic: TrafficSeries) -> None:
+def test_synthetic_sensors_have_their_own_rush_hours(synthetic: TrafficSeries) -> None:
+    """Sensor identity and time of day matter, as on real roads: per sensor, which rush hour jams it."""
     hour = synthetic.timestamps.hour.to_numpy()
     weekday = synthetic.timestamps.day_of_week.to_numpy() < 5
-    night = np.nanmean(synthetic.values[hour == 3])
-    morning = np.nanmean(synthetic.values[(hour == 8) & weekday])
-    evening = np.nanmean(synthetic.values[(hour == 17) & weekday])
-    weekend_morning = np.nanmean(synthetic.values[(hour == 8) & ~weekday])
-    assert morning < night - 10 and evening < night - 10
-    assert weekend_morning > morning + 10
+    values = synthetic.values
+    night = np.nanmean(values[hour == 3], axis=0)
+    morning = np.nanmean(values[((hour == 7) | (hour == 8)) & weekday], axis=0)
+    evening = np.nanmean(values[((hour == 16) | (hour == 17)) & weekday], axis=0)
+    weekend_morning = np.nanmean(values[((hour == 7) | (hour == 8)) & ~weekday], axis=0)
+    am_jam, pm_jam = morning < night - 12, evening < night - 12
+    am_free, pm_free = morning > night - 8, evening > night - 8
+    assert (am_jam & pm_free).any() and (pm_jam & am_free).any()  # some only mornings, some only evenings
+    assert (am_free & pm_free).any()  # and some never jam
+    assert (weekend_morning[am_jam] > morning[am_jam] + 5).all()  # weekends are milder
+    assert np.ptp(night) > 5  # free-flow levels differ
 
 
 def test_synthetic_neighbours_are_correlated(synthetic: TrafficSeries) -> None:

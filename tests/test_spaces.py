@@ -27,7 +27,7 @@ def test_default_space_searches_the_four_documented_settings() -> None:
     assert set(space.parameters) == {"batch_size", "learning_rate", "dropout_rate", "weight_decay"}
     assert space.parameters["learning_rate"].log and space.parameters["weight_decay"].log
     assert space.parameters["batch_size"].distribution == "choice"
-    assert (space.parameters["dropout_rate"].low, space.parameters["dropout_rate"].high) == (0.0, 0.6)
+    assert (space.parameters["dropout_rate"].low, space.parameters["dropout_rate"].high) == (0.0, 0.5)
 
 
 def test_wide_space_adds_model_size_cell_and_clip() -> None:
@@ -45,7 +45,7 @@ def test_param_space_maps_to_tune_domains() -> None:
     hidden = tune_space["hidden_size"]
     assert isinstance(hidden, Integer)
     # our int bounds are inclusive; Tune's randint upper bound is exclusive
-    assert (hidden.lower, hidden.upper) == (16, 129)
+    assert (hidden.lower, hidden.upper) == (16, 257)
 
 
 def test_yaml_1_1_exponent_strings_are_numbers(tmp_path: Path) -> None:

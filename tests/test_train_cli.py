@@ -193,16 +193,22 @@ def test_resume_continues_with_the_runs_data_flags_and_budget(data_csv: Path, fa
 
 
 @pytest.mark.parametrize(
-    ("edit", "expected"),
+    ("edit", "expected", "expected_with_override"),
     [
-        (lambda frame: frame.assign(S001=frame["S001"] + 1.0), "values hash"),
-        (lambda frame: frame.head(500), "shape 600x3 -> 500x3"),
-        (lambda frame: frame.rename(columns={"S002": "X"}), "values hash"),
+        (lambda frame: frame.assign(S001=frame["S001"] + 1.0), "values hash", None),
+        (lambda frame: frame.head(500), "shape 600x3 -> 500x3", None),
+        (lambda frame: frame.rename(columns={"S002": "X"}), "values hash", "sensor columns differ from the ones the checkpoint"),
     ],
     ids=["values", "rows", "sensor-ids"],
 )
 def test_resume_refuses_changed_data(
-    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, expected: str
+    data_csv: Path,
+    fast_config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    edit: Any,
+    expected: str,
+    expected_with_override: str | None,
 ) -> None:
     data = tmp_path / "counts.csv"
     shutil.copy(data_csv, data)
@@ -216,6 +222,12 @@ def test_resume_refuses_changed_data(
     assert f"{data}: the data changed since {out / 'run.json'} was written" in line
     assert expected in line and "--allow-data-change" in line
     assert _snapshot(out) == before
+    if expected_with_override:
+        # The sensor embedding has a learned row per sensor: other sensors are refused even so.
+        assert _run(["--output", str(out), "--resume", "--max-epochs", "2", "--allow-data-change"]) == 2
+        assert expected_with_override in capsys.readouterr().err.strip().splitlines()[-1]
+        assert _snapshot(out) == before
+        return
     assert _run(["--output", str(out), "--resume", "--max-epochs", "2", "--allow-data-change"]) == 0
     assert json.loads((out / "info.json").read_text())["epochs_run"] == 2
 

@@ -22,12 +22,15 @@ from tuning.errors import UserError
 from tuning.metrics import METRIC
 from tuning.storage import ASHA_FILE, load_stopped
 
+BEST_COLUMN = f"best_{METRIC}"
+"""The column :func:`load_sweep` ranks trials by: each trial's best validation MAE."""
+
 CURVE_COLUMNS = [
     "trial_id", "epoch", "val_loss", "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
     "grad_norm", "time_total_s", "timestamp",
 ]  # fmt: skip
 TRIAL_COLUMNS = [
-    "trial_id", "trial_index", "status", "finished", "is_default", "epochs_run", "best_val_loss", "best_epoch", "best_val_mae",
+    "trial_id", "trial_index", "status", "finished", "is_default", "epochs_run", BEST_COLUMN, "best_epoch", "best_val_loss",
     "best_val_rmse", "last_val_loss", "last_val_mae", "last_train_loss", "stopped_by_asha", "diverged",
     "stopped_early", "time_total_s", "logdir",
 ]  # fmt: skip
@@ -138,11 +141,12 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
             "finished": t["status"] in DONE_STATUSES,
             "is_default": all(defaults.get(k) == v for k, v in t["config"].items()),
             "epochs_run": int(curve["epoch"].max()) if len(curve) else 0,
-            "best_val_loss": float(best[METRIC]) if best is not None else math.inf if results else math.nan,
+            # The ranking column: the best METRIC (val_mae); inf for a trial that only diverged.
+            BEST_COLUMN: float(best[METRIC]) if best is not None else math.inf if results else math.nan,
             "best_epoch": int(best["epoch"]) if best is not None else None,
-            "best_val_mae": float(best["val_mae"]) if best is not None else math.nan,
+            "best_val_loss": float(best["val_loss"]) if best is not None else math.nan,
             "best_val_rmse": float(best["val_rmse"]) if best is not None else math.nan,
-            "last_val_loss": float(last.get(METRIC, math.nan)),
+            "last_val_loss": float(last.get("val_loss", math.nan)),
             "last_val_mae": float(last.get("val_mae", math.nan)),
             "last_train_loss": float(last.get("train_loss", math.nan)),
             "stopped_by_asha": t["trial_id"] in stopped,
@@ -156,7 +160,7 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
-    return frame.sort_values("best_val_loss", na_position="last").reset_index(drop=True)
+    return frame.sort_values(BEST_COLUMN, na_position="last").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ def boundary_warnings(trials: pd.DataFrame, space: Any, tolerance: float = 0.05)
     The distance is measured on the parameter's own scale (log for log ranges);
     for a choice of numbers, the smallest or largest value counts as an edge.
     """
-    ok = trials[np.isfinite(trials["best_val_loss"].astype(float))]
+    ok = trials[np.isfinite(trials[BEST_COLUMN].astype(float))]
     if ok.empty:
         return []
     best = ok.iloc[0]
@@ -255,7 +259,7 @@ class DefaultsComparison:
 
 def compare_with_defaults(trials: pd.DataFrame, curves: pd.DataFrame) -> DefaultsComparison | None:
     """The best and the defaults' trial at the last epoch both reached; None without both."""
-    ok = trials[np.isfinite(trials["best_val_loss"].to_numpy(dtype=float))]
+    ok = trials[np.isfinite(trials[BEST_COLUMN].to_numpy(dtype=float))]
     defaults = ok[ok["is_default"].astype(bool)]
     if ok.empty or defaults.empty:
         return None

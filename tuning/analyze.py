@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.analysis import boundary_warnings, load_curves, load_sweep
+from tuning.analysis import BEST_COLUMN, boundary_warnings, load_curves, load_sweep
 from tuning.cli import ArgumentParser, positive_int, run_main
 from tuning.errors import UserError
 from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, param_importance, write_importance
@@ -68,15 +68,15 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
         "trial_id",
         "status",
         *params,
-        "best_val_loss",
-        "best_val_mae",
+        BEST_COLUMN,
+        "best_val_rmse",
         "epochs_run",
         "stopped_by_asha",
         "diverged",
         "is_default",
     ]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(f"{len(trials)} trials in {folder}; top {min(top, len(trials))} by best val_loss:")
+        print(f"{len(trials)} trials in {folder}; top {min(top, len(trials))} by {BEST_COLUMN}:")
         print(trials[cols].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\n".join(importance.lines()))
     warnings = [str(w) for w in boundary_warnings(trials, space)]

@@ -16,6 +16,7 @@ the past and therefore known at prediction time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -27,18 +28,24 @@ import torch
 from tuning.errors import DataError
 from tuning.sources import TrafficSeries, as_series, check_sensors
 
+log = logging.getLogger(__name__)
+
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 NUM_TIME_FEATURES = 4  # sin/cos of time of day, sin/cos of day of week
 
 
 class Batch(NamedTuple):
-    """One batch of windows. Values are scaled; ``sensor`` indexes the scaler."""
+    """One batch of windows. Values are scaled; ``sensor`` indexes the scaler and the sensor embedding."""
 
     x: torch.Tensor  # (B, len_source, 1 + F): value, then time features
     future: torch.Tensor  # (B, len_target, F): time features of the target steps (F may be 0)
     y: torch.Tensor  # (B, len_target) scaled target, arbitrary where mask is False
     mask: torch.Tensor  # (B, len_target) bool, True where the target was observed
     sensor: torch.Tensor  # (B,) sensor index
+    # (B, len_source + len_target) long: time-of-day slot and day of week of every
+    # input then target step; all zeros when the data has no timestamps.
+    tod: torch.Tensor
+    dow: torch.Tensor
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
         return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
@@ -80,6 +87,8 @@ class SeriesTensors(NamedTuple):
     inputs: torch.Tensor  # (T, N) float32, scaled and forward-filled
     observed: torch.Tensor  # (T, N) bool
     time_features: torch.Tensor  # (T, F) float32, F = 0 without timestamps
+    tod: torch.Tensor  # (T,) long time-of-day slot, zeros without timestamps
+    dow: torch.Tensor  # (T,) long day of week (Monday 0), zeros without timestamps
 
 
 class WindowSet(torch.utils.data.Dataset[Batch]):
@@ -100,6 +109,7 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
         self.num_sensors = tensors.inputs.shape[1]
         self._src = torch.arange(-len_source, 0)
         self._tgt = torch.arange(0, len_target)
+        self._all = torch.arange(-len_source, len_target)
 
     def __len__(self) -> int:
         return self.num_starts * self.num_sensors
@@ -130,7 +140,8 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
         else:
             x = values
             future = feats.new_zeros((len(idx), self.len_target, 0))
-        return Batch(x, future, y, mask, sensor)
+        steps = t0.unsqueeze(1) + self._all  # (B, Ls + Lt)
+        return Batch(x, future, y, mask, sensor, self.tensors.tod[steps], self.tensors.dow[steps])
 
     def batches(self, batch_size: int, *, shuffle: bool, seed: int = 0) -> Iterator[Batch]:
         """Yield whole batches; with ``shuffle`` their order depends on ``seed`` only."""
@@ -178,6 +189,8 @@ class PreparedData:
     len_target: int
     num_sensors: int
     sensor_ids: tuple[str, ...]
+    # Time-of-day slots (steps per day) for the calendar embeddings; 0 without timestamps.
+    steps_per_day: int = 0
 
     @property
     def num_time_features(self) -> int:
@@ -186,6 +199,60 @@ class PreparedData:
     @property
     def input_size(self) -> int:
         return 1 + self.num_time_features
+
+    @property
+    def shape(self) -> DataShape:
+        """What a model built for this data must know about it."""
+        return DataShape(self.input_size, self.num_sensors, self.steps_per_day)
+
+
+class DataShape(NamedTuple):
+    """The data-dependent sizes of a model: saved with it, checked against new data."""
+
+    input_size: int  # features per input step: 1 value + cyclic time features
+    num_sensors: int  # rows of the sensor embedding
+    steps_per_day: int  # rows of the time-of-day embedding; 0 without timestamps
+
+
+def check_same_sensors(saved: tuple[str, ...] | list[str], data: PreparedData, what: str) -> None:
+    """Refuse data whose sensors differ from the ones a model was trained on.
+
+    The sensor embedding has one learned row per sensor, in column order: another
+    set of sensors, or the same ones in another order, would silently use wrong rows.
+    """
+    saved = tuple(saved)
+    if saved == data.sensor_ids:
+        return
+    if len(saved) != len(data.sensor_ids):
+        raise DataError(
+            f"{data.name}: has {len(data.sensor_ids)} sensors but {what} was trained on {len(saved)}; "
+            "use data with the same sensor columns"
+        )
+    diff = [(a, b) for a, b in zip(saved, data.sensor_ids) if a != b]
+    raise DataError(
+        f"{data.name}: sensor columns differ from the ones {what} was trained on "
+        f"(first difference: {diff[0][1]!r} where {diff[0][0]!r} was); use the same sensor columns in the same order"
+    )
+
+
+def steps_per_day(timestamps: pd.DatetimeIndex | None) -> int:
+    """Time-of-day slots for a series: one per step of the day, from its median step length."""
+    if timestamps is None or len(timestamps) < 2:
+        return 0
+    step = float(np.median((timestamps[1:] - timestamps[:-1]).total_seconds())) / 60.0  # minutes
+    if not step > 0 or step >= 1440:
+        return 1  # daily or coarser data: time of day carries nothing
+    return int(np.ceil(1440.0 / step))
+
+
+def calendar_indices(timestamps: pd.DatetimeIndex | None, num_steps: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """Time-of-day slot (0 .. slots-1) and day of week (0 .. 6) of every step; zeros when unknown."""
+    if timestamps is None or slots == 0:
+        zeros = np.zeros(num_steps, dtype=np.int64)
+        return zeros, zeros.copy()
+    minutes = (timestamps.hour * 60 + timestamps.minute + timestamps.second / 60.0).to_numpy(dtype=np.float64)
+    tod = np.minimum((minutes / 1440.0 * slots).astype(np.int64), slots - 1)
+    return tod, timestamps.dayofweek.to_numpy().astype(np.int64)
 
 
 def time_features(timestamps: pd.DatetimeIndex | None, num_steps: int) -> np.ndarray:
@@ -198,7 +265,7 @@ def time_features(timestamps: pd.DatetimeIndex | None, num_steps: int) -> np.nda
     return np.stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)], axis=1).astype(np.float32)
 
 
-def _tensors(series: TrafficSeries, scaler: Scaler) -> SeriesTensors:
+def _tensors(series: TrafficSeries, scaler: Scaler, slots: int) -> SeriesTensors:
     raw = series.values
     observed = ~np.isnan(raw)
     scaled = scaler.transform(raw)  # a new (T, N) float32 array, filled in place below
@@ -212,7 +279,11 @@ def _tensors(series: TrafficSeries, scaler: Scaler) -> SeriesTensors:
         scaled[:, block] = np.take_along_axis(scaled[:, block], last, axis=0)
     np.copyto(scaled, 0.0, where=np.isnan(scaled))  # before a sensor's first reading
     feats = time_features(series.timestamps, series.num_steps)
-    return SeriesTensors(torch.from_numpy(np.ascontiguousarray(scaled)), torch.from_numpy(observed), torch.from_numpy(feats))
+    tod, dow = calendar_indices(series.timestamps, series.num_steps, slots)
+    return SeriesTensors(
+        torch.from_numpy(np.ascontiguousarray(scaled)), torch.from_numpy(observed), torch.from_numpy(feats),
+        torch.from_numpy(tod), torch.from_numpy(dow),
+    )  # fmt: skip
 
 
 def split_bounds(num_steps: int) -> tuple[int, int]:
@@ -308,13 +379,18 @@ def prepare_data(
         ids = [series.sensor_ids[i] for i in np.flatnonzero(np.isnan(train_values).all(axis=0))]
         raise DataError(f"{series.name}: sensors {ids} have no readings in the training part (first 70 %); drop them")
     scaler = Scaler.fit(train_values)
-    tensors = _tensors(series, scaler)
+    slots = steps_per_day(series.timestamps)
+    if slots == 0:
+        log.info("%s has no timestamps: no time-of-day/day-of-week inputs (give --freq and --start to add them)", series.name)
+    elif test_series is not None and test_series.timestamps is None:
+        raise DataError("test data has no timestamps but the training data has; give both timestamps or neither")
+    tensors = _tensors(series, scaler, slots)
     train = WindowSet(tensors, max(0, len_source), counts[0], len_source, len_target)
     val = WindowSet(tensors, max(train_end, len_source), counts[1], len_source, len_target)
     if test_series is None:
         test = WindowSet(tensors, max(val_end, len_source), counts[2], len_source, len_target)
     else:
-        test = WindowSet(_tensors(test_series, scaler), len_source, counts[2], len_source, len_target)
+        test = WindowSet(_tensors(test_series, scaler, slots), len_source, counts[2], len_source, len_target)
     return PreparedData(
         name=series.name,
         scaler=scaler,
@@ -325,4 +401,5 @@ def prepare_data(
         len_target=len_target,
         num_sensors=series.num_sensors,
         sensor_ids=series.sensor_ids,
+        steps_per_day=slots,
     )

@@ -28,28 +28,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from tuning import checkpoints
-from tuning.config import TrainConfig
-from tuning.data import Batch, EpochBatchSampler, PreparedData, WindowSet
+from tuning.config import RUN_SETTING_FIELDS, TrainConfig
+from tuning.data import Batch, EpochBatchSampler, PreparedData, WindowSet, check_same_sensors
 from tuning.errors import ConfigError, UserError
-from tuning.metrics import ErrorSums, masked_mse
+from tuning.metrics import METRIC, ErrorSums, training_loss
 from tuning.model import build_model
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = checkpoints.RUN_STATE_FILE
 BEST_FILE = checkpoints.BEST_FILE
-# Fields that may differ between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {
-    "max_epochs",
-    "device",
-    "num_threads",
-    "num_workers",
-    "pin_memory",
-    "loader",
-    "checkpoint_dir",
-    "keep_checkpoints",
-    "save_checkpoints",
-}
+BEST_KEY = f"best_{METRIC}"
 
 
 class TrainingDivergedError(UserError, ArithmeticError):
@@ -185,8 +174,38 @@ class EpochStats:
 
 def _forward(model: nn.Module, batch: Batch, precision: Precision, device: torch.device) -> torch.Tensor:
     with torch.autocast(device.type, dtype=precision.dtype or torch.float32, enabled=precision.enabled):
-        pred = model(batch.x, batch.future)
+        pred = model(batch.x, batch.future, batch.sensor, batch.tod, batch.dow)
     return pred.float()  # the loss is always computed in float32
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The training loss of a run: its kind, and a weight per sensor.
+
+    Values are z-scored per sensor, so an unweighted loss would count a unit of
+    error on a quiet sensor (small std) as much as many units on a busy one. The
+    weight ``std / mean(std)`` undoes that: the scaled-unit loss is then the
+    original-unit loss over a constant, so MAE training minimises the very
+    quantity every sweep ranks by (validation MAE in original units), while the
+    loss keeps the magnitude that learning rates and gradient clipping expect.
+    """
+
+    kind: str
+    sensor_weight: torch.Tensor | None  # (N,) on the training device
+    huber_delta: float = 1.0
+
+    @classmethod
+    def for_run(cls, config: TrainConfig, data: PreparedData, device: torch.device) -> Objective:
+        std = torch.tensor(data.scaler.std, dtype=torch.float32)
+        return cls(config.loss, (std / std.mean()).to(device), config.huber_delta)
+
+    def __call__(self, pred: torch.Tensor, batch: Batch) -> torch.Tensor:
+        weight = None if self.sensor_weight is None else self.sensor_weight[batch.sensor]
+        return training_loss(self.kind, pred, batch.y, batch.mask, weight, self.huber_delta)
+
+
+MSE = Objective("mse", None)
+"""Unweighted masked MSE: the loss of callers that name none."""
 
 
 def train_one_epoch(
@@ -199,6 +218,7 @@ def train_one_epoch(
     *,
     gradient_clip: float = 1.0,
     epoch: int = 0,
+    objective: Objective = MSE,
 ) -> EpochStats:
     """One pass over the training batches.
 
@@ -220,7 +240,7 @@ def train_one_epoch(
     for n, batch in enumerate(batches, start=1):
         batch = batch.to(device, non_blocking=non_blocking)
         pred = _forward(model, batch, precision, device)
-        loss = masked_mse(pred, batch.y, batch.mask)
+        loss = objective(pred, batch)
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDivergedError(epoch, n, optimizer.param_groups[0]["lr"], value, last_finite)
@@ -248,14 +268,15 @@ def validate_model(
     precision: Precision,
     device: torch.device,
     batch_size: int = 4096,
+    objective: Objective = MSE,
 ) -> dict[str, Any]:
-    """Validation loss (masked MSE, scaled units) and metrics in original units.
+    """Validation loss (the training objective) and metrics in original units.
 
     Returns:
         ``loss`` plus ``mae``, ``rmse``, ``mape`` and ``per_horizon`` (see
         :class:`~tuning.metrics.ErrorSums`).
     """
-    metrics = evaluate(model, windows, data, precision, device, batch_size=batch_size, baseline=False)
+    metrics = evaluate(model, windows, data, precision, device, batch_size=batch_size, baseline=False, objective=objective)
     return metrics["model"]
 
 
@@ -269,12 +290,13 @@ def evaluate(
     *,
     batch_size: int = 4096,
     baseline: bool = True,
+    objective: Objective = MSE,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of the model and of the copy-last-value baseline on the same windows.
 
     Returns:
         ``{"model": {...}, "copy_last": {...}}``; each holds mae, rmse, mape,
-        per_horizon and (model only) the scaled-unit ``loss``.
+        per_horizon and (model only) ``loss``, the training objective in scaled units.
     """
     if model is not None:
         model.eval()
@@ -285,9 +307,9 @@ def evaluate(
         target = data.scaler.inverse(batch.y, batch.sensor)
         if model is not None:
             pred = _forward(model, batch, precision, device)
-            diff = torch.where(batch.mask, pred - batch.y, 0.0)
-            sq += float((diff * diff).sum())
-            count += int(batch.mask.sum())
+            cells = int(batch.mask.sum())
+            sq += float(objective(pred, batch)) * cells  # the batch's mean back to a sum
+            count += cells
             sums["model"].add(data.scaler.inverse(pred, batch.sensor), target, batch.mask)
         if baseline:
             last = batch.x[:, -1:, 0].expand_as(batch.y)
@@ -376,7 +398,8 @@ class TrainingRun:
         set_seed(c.seed)
         self.device = resolve_device(self.device_spec or c.device)
         self.precision = resolve_precision(c, self.device)
-        self.model = build_model(c, self.data.input_size).to(self.device)
+        self.model = build_model(c, self.data.shape).to(self.device)
+        self.objective = Objective.for_run(c, self.data, self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.scheduler_step_size, gamma=c.scheduler_gamma)
@@ -408,13 +431,16 @@ class TrainingRun:
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
             "histories": self.histories,
+            "sensor_ids": list(self.data.sensor_ids),
             "train_time_s": self.train_time_s,
             "rng": checkpoints.rng_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = TrainConfig.from_dict(state["config"], source="checkpoint")
-        changed = sorted(k for k, v in saved.to_dict().items() if getattr(self.config, k) != v and k not in _RESUMABLE_CHANGES)
+        if "sensor_ids" in state:
+            check_same_sensors(state["sensor_ids"], self.data, "the checkpoint")
+        changed = sorted(k for k, v in saved.to_dict().items() if getattr(self.config, k) != v and k not in RUN_SETTING_FIELDS)
         if changed:
             raise ConfigError(
                 f"the checkpoint was written with other settings for {', '.join(changed)}; "
@@ -489,16 +515,17 @@ class TrainingRun:
         start = time.perf_counter()
         stats = train_one_epoch(
             self.model, self._counted(self._train_batches()), self.optimizer, self.grad_scaler, self.precision, self.device,
-            gradient_clip=c.gradient_clip, epoch=epoch,
+            gradient_clip=c.gradient_clip, epoch=epoch, objective=self.objective,
         )  # fmt: skip
-        val = validate_model(self.model, self.data.val, self.data, self.precision, self.device)
-        if not math.isfinite(val["loss"]):
+        val = validate_model(self.model, self.data.val, self.data, self.precision, self.device, objective=self.objective)
+        if not (math.isfinite(val["loss"]) and math.isfinite(val["mae"])):
             raise TrainingDivergedError(epoch, 0, lr, val["loss"], stats.loss)
         if self.scheduler:
             self.scheduler.step()
         elapsed = time.perf_counter() - start
         self.train_time_s += elapsed
-        is_best = self.early_stopping.step(val["loss"], epoch)
+        # Early stopping and the kept weights follow the quantity the sweep ranks by.
+        is_best = self.early_stopping.step(val["mae"], epoch)
         if is_best:
             self.best_state = copy.deepcopy(self.model.state_dict())
         self.epoch = epoch
@@ -520,7 +547,7 @@ class TrainingRun:
                 self.histories.setdefault(key, []).append(value)
         self.histories.setdefault("val_mae_per_horizon", []).append(val["per_horizon"]["mae"])
         self.histories.setdefault("val_rmse_per_horizon", []).append(val["per_horizon"]["rmse"])
-        metrics.update(is_best=is_best, patience_counter=self.early_stopping.counter, best_val_loss=self.early_stopping.best)
+        metrics.update({"is_best": is_best, "patience_counter": self.early_stopping.counter, BEST_KEY: self.early_stopping.best})
         log.info(
             "epoch %3d/%d  train_loss %.5f  val_loss %.5f  val_mae %.4f  lr %.2e  grad_norm %.3f  patience %d/%d  %.1fs%s",
             epoch, c.max_epochs, stats.loss, val["loss"], val["mae"], lr, stats.grad_norm,
@@ -530,7 +557,7 @@ class TrainingRun:
 
     # --- the end ---------------------------------------------------------------------
     def best_model(self) -> nn.Module:
-        model = build_model(self.config, self.data.input_size).to(self.device)
+        model = build_model(self.config, self.data.shape).to(self.device)
         model.load_state_dict(self.best_state)
         model.eval()
         return model
@@ -540,7 +567,7 @@ class TrainingRun:
         model = self.best_model()
         info: dict[str, Any] = {
             "best_epoch": self.early_stopping.best_epoch,
-            "best_val_loss": self.early_stopping.best,
+            BEST_KEY: self.early_stopping.best,
             "stopped_early": self.stopped_early,
             "epochs_run": self.epoch,
             "device": str(self.device),
@@ -554,7 +581,7 @@ class TrainingRun:
             "config": self.config.to_dict(),
         }
         if test:
-            test_metrics = evaluate(model, self.data.test, self.data, self.precision, self.device)
+            test_metrics = evaluate(model, self.data.test, self.data, self.precision, self.device, objective=self.objective)
             info["test_loss"] = test_metrics["model"].pop("loss")
             info["test_metrics"] = test_metrics
         return TrainResult(model, self.histories, info)
@@ -610,12 +637,12 @@ def fit(
         if folder is not None and config.save_checkpoints:
             folder.save_epoch(run.epoch, run.state_dict())
             if metrics["is_best"]:
-                best = {"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, "val_loss": metrics["val_loss"]}
+                best = {"model": run.best_state, "config": config.to_dict(), "epoch": run.epoch, METRIC: metrics[METRIC]}
                 folder.save_best(best)
         if report is not None:
             report(metrics, run)
     if run.stopped_early:
         log.info("early stop after epoch %d: no improvement for %d epochs", run.epoch, config.early_stop_patience)
     result = run.result()
-    log.info("best epoch %d, val_loss %.5f", result.info["best_epoch"], result.info["best_val_loss"])
+    log.info("best epoch %d, %s %.5f", result.info["best_epoch"], METRIC, result.info[BEST_KEY])
     return result

@@ -20,14 +20,14 @@ from typing import Any
 import pandas as pd
 
 from tuning import storage
-from tuning.analysis import DefaultsComparison, load_sweep
+from tuning.analysis import BEST_COLUMN, DefaultsComparison, load_sweep
 from tuning.cli import ArgumentParser, run_main
-from tuning.config import TrainConfig
+from tuning.config import DEFAULTS, TrainConfig
 from tuning.errors import UserError
 from tuning.storage import BEST_FILE, DEFAULT_STORAGE, Experiment
 
 PROG = "python -m tuning.export"
-_METRIC_KEYS = ("best_val_loss", "best_val_mae", "best_val_rmse", "best_epoch", "epochs_run", "status")
+_METRIC_KEYS = (BEST_COLUMN, "best_val_rmse", "best_val_loss", "best_epoch", "epochs_run", "status")
 
 
 DATA_OPTIONS = ("data", "zero_is_missing", "freq", "start", "columns", "exclude_columns")
@@ -46,13 +46,13 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
 
     settings = asdict(SweepSettings.load(exp))
     trials = load_sweep(exp.path) if trials is None else trials
-    ok = trials[trials["best_val_loss"].astype(float).map(math.isfinite)] if len(trials) else trials
+    ok = trials[trials[BEST_COLUMN].astype(float).map(math.isfinite)] if len(trials) else trials
     if ok.empty:
         raise UserError(f"{exp.path}: no trial has reported a finite validation loss yet; nothing to export")
     best = ok.iloc[0]
     space = load_space(settings["space_file"])
     searched = list(space.parameters)
-    config = TrainConfig.from_dict(
+    trial = TrainConfig.from_dict(
         {
             **space.base_config(),
             "len_source": settings["len_source"],
@@ -62,12 +62,17 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         },
         source=f"{exp.path} best trial",
     )
+    config = final_config(trial, searched)
     defaults = ok[ok["is_default"]]
     return {
         "experiment": exp.path,
         "trial_id": best["trial_id"],
         "config": config.to_dict(),
         "searched": searched,
+        # A sweep's trials run on a rung budget (ASHA's max_t, a short patience) to rank
+        # configs cheaply; the exported config trains to convergence instead.
+        "sweep_budget": _budget(trial),
+        "final_budget": _budget(config),
         "metrics": {k: _plain(best[k]) for k in _METRIC_KEYS},
         "defaults_metrics": {k: _plain(defaults.iloc[0][k]) for k in _METRIC_KEYS} if len(defaults) else None,
         "checkpoint": _latest_checkpoint(best["logdir"]),
@@ -76,6 +81,24 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         "data_options": {k: settings[k] for k in DATA_OPTIONS},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def final_config(trial: TrainConfig, searched: list[str]) -> TrainConfig:
+    """The best trial's config with a final model's budget instead of the sweep's.
+
+    A sweep ranks configs after a few epochs; retraining with that short budget gives a
+    model that stopped before converging, which can lose to the defaults trained to
+    the end. So the final model gets the documented epoch budget and patience (a
+    searched patience is kept: the sweep chose it).
+    """
+    budget = {"max_epochs": DEFAULTS.max_epochs}
+    if "early_stop_patience" not in searched:
+        budget["early_stop_patience"] = DEFAULTS.early_stop_patience
+    return trial.replace(**budget)
+
+
+def _budget(config: TrainConfig) -> dict[str, int]:
+    return {"max_epochs": config.max_epochs, "early_stop_patience": config.early_stop_patience}
 
 
 def _plain(value: Any) -> Any:
@@ -98,7 +121,7 @@ def format_summary(doc: dict[str, Any], comparison: DefaultsComparison | None = 
     m, d = doc["metrics"], doc["defaults_metrics"]
     header = f"  {'':<16} {'best':>12} {'defaults':>12}"
     lines.append(header)
-    for key in ("best_val_loss", "best_val_mae", "best_val_rmse", "epochs_run"):
+    for key in (BEST_COLUMN, "best_val_rmse", "best_val_loss", "epochs_run"):
         dv = "n/a" if d is None else f"{d[key]:.5g}"
         lines.append(f"  {key:<16} {m[key]:>12.5g} {dv:>12}")
     if comparison is not None:

@@ -9,12 +9,25 @@ FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now, not the one seen when it was made:
+    entry points called in-process (notebooks, tests capturing output) replace it."""
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send the ``tuning`` loggers to stderr with timestamps, once."""
     logger = logging.getLogger("tuning")
     logger.setLevel(level)
     if not any(getattr(h, "_tuning", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
         handler._tuning = True  # type: ignore[attr-defined]
         logger.addHandler(handler)

@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
-METRIC = "val_loss"
-"""The value every sweep minimises: masked MSE on the validation split (scaled units)."""
+METRIC = "val_mae"
+"""The value every sweep ranks by, early stopping watches and the kept best weights
+minimise: the masked MAE on the validation split, in the data's original units,
+whatever loss a trial trains with."""
 MODE = "min"
 
 MAPE_EPSILON = 1e-3
@@ -68,16 +70,41 @@ class ErrorSums:
         }
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over observed cells; the training loss (scaled units).
-
-    ``target`` may hold anything where ``mask`` is False (NaN included): those cells
-    are replaced before the subtraction so no NaN reaches the gradient.
-    """
+def _masked_diff(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    # ``target`` may hold anything where ``mask`` is False (NaN included): those cells
+    # are replaced before the subtraction so no NaN reaches the gradient.
     diff = torch.where(mask, pred - torch.where(mask, target, pred.detach()), torch.zeros_like(pred))
+    return diff if weight is None else diff * weight.unsqueeze(-1)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over observed cells; ``weight`` (B,) scales each row's error."""
+    diff = _masked_diff(pred, target, mask, weight)
     return (diff * diff).sum() / mask.sum().clamp_min(1)
 
 
-def masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    diff = torch.where(mask, pred - torch.where(mask, target, pred.detach()), torch.zeros_like(pred))
-    return diff.abs().sum() / mask.sum().clamp_min(1)
+def masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean absolute error over observed cells; ``weight`` (B,) scales each row's error."""
+    return _masked_diff(pred, target, mask, weight).abs().sum() / mask.sum().clamp_min(1)
+
+
+def masked_huber(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None, delta: float = 1.0
+) -> torch.Tensor:
+    """Huber loss over observed cells: squared below ``delta``, absolute above."""
+    err = _masked_diff(pred, target, mask, weight).abs()
+    quad = torch.clamp(err, max=delta)
+    return (0.5 * quad * quad + delta * (err - quad)).sum() / mask.sum().clamp_min(1)
+
+
+def training_loss(
+    kind: str, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None, huber_delta: float
+) -> torch.Tensor:
+    """The loss a config names ("mae", "mse" or "huber"), masked and weighted."""
+    if kind == "mae":
+        return masked_mae(pred, target, mask, weight)
+    if kind == "mse":
+        return masked_mse(pred, target, mask, weight)
+    if kind == "huber":
+        return masked_huber(pred, target, mask, weight, huber_delta)
+    raise ValueError(f"unknown loss {kind!r}")

@@ -38,7 +38,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from tuning.analysis import load_curves, load_sweep
+from tuning.analysis import BEST_COLUMN, load_curves, load_sweep
 from tuning.metrics import METRIC, MODE
 from tuning.spaces import Param, SearchSpace
 
@@ -88,7 +88,7 @@ def trial_state(row: pd.Series) -> TrialState:
         return TrialState.FAIL
     if not row["finished"]:
         return TrialState.RUNNING
-    if not math.isfinite(float(row["best_val_loss"])):
+    if not math.isfinite(float(row[BEST_COLUMN])):
         return TrialState.FAIL
     return TrialState.PRUNED if row["stopped_by_asha"] else TrialState.COMPLETE
 
@@ -111,7 +111,7 @@ def build_trials(trials: pd.DataFrame, curves: pd.DataFrame, space: SearchSpace)
         finite = curve[np.isfinite(curve[METRIC].to_numpy(dtype=float))]
         trial = optuna.trial.create_trial(
             state=state,
-            value=float(row["best_val_loss"]) if state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
+            value=float(row[BEST_COLUMN]) if state in (TrialState.COMPLETE, TrialState.PRUNED) else None,
             params={name: _param_value(dist, row[name]) for name, dist in dists.items()},
             distributions=dists,
             user_attrs={key: _plain(row[key]) for key in _USER_ATTRS},

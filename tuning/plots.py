@@ -16,12 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tuning.analysis import common_epoch, values_at_epoch
+from tuning.analysis import BEST_COLUMN, common_epoch, values_at_epoch
 from tuning.metrics import METRIC
 from tuning.spaces import Param, SearchSpace
-
-BEST_COLUMN = "best_val_loss"
-"""load_sweep's column with each trial's best value of METRIC."""
 
 
 def _pyplot() -> Any:

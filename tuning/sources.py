@@ -90,7 +90,7 @@ def _ar1(innovations: np.ndarray, phi: np.ndarray, rng: np.random.Generator) -> 
     return out
 
 
-def _plateau(hours: np.ndarray, centre: float, half_width: float) -> np.ndarray:
+def _plateau(hours: np.ndarray, centre: float | np.ndarray, half_width: float | np.ndarray) -> np.ndarray:
     """Flat-topped bump in [0, 1]: a rush hour that builds, holds and clears."""
     x2 = np.square((hours - centre) / half_width)
     return 1.0 / (1.0 + x2 * x2)
@@ -101,11 +101,13 @@ def synthetic_traffic(
 ) -> TrafficSeries:
     """Generate speed readings (mph) along a freeway corridor, so no data file is needed.
 
-    Sensors sit along a line with traffic flowing towards higher indices. Readings combine
-    a sensor-specific free-flow level, weekday rush hours whose congestion spreads upstream
-    with a lag, milder weekends, a spatially smoothed AR(1) disturbance, per-sensor AR(1)
-    and white noise, a few incidents a week that spread upstream, and a few missing cells.
-    Time of day and recent history are informative; copying the last value is beatable.
+    Sensors sit along a line with traffic flowing towards higher indices. Each has its own
+    free-flow level, capacity and rush-hour profile: some jam every weekday morning, some
+    in the evening, some both, some never, at their own hours. Readings combine that, with
+    congestion spreading upstream with a lag, milder weekends, a spatially smoothed AR(1)
+    disturbance, per-sensor AR(1) and white noise, a few incidents a week that spread
+    upstream, and a few missing cells. Sensor identity, time of day and recent history are
+    all informative, as on real roads; copying the last value is beatable.
 
     Args:
         num_sensors: Number of sensors N (>= 1).
@@ -135,25 +137,42 @@ def synthetic_traffic(
     rng = np.random.default_rng(seed)
     n = num_sensors
     position = np.cumsum(rng.uniform(0.5, 1.5, n)) - 0.5  # miles along the corridor
-    free_flow = rng.uniform(60.0, 70.0, n)
-    depth_am = rng.uniform(8.0, 35.0, n)
-    depth_pm = rng.uniform(8.0, 30.0, n)
+    # Every sensor is its own road: free-flow level, capacity and which rush hours
+    # jam it (mornings, evenings, both or neither), as on real corridors where a
+    # bottleneck jams every weekday and the next sensor never does. A model must
+    # tell sensors and times of day apart to beat copying the last value.
+    free_flow = rng.uniform(55.0, 72.0, n)
+    profile = rng.choice(4, size=n, p=[0.3, 0.3, 0.2, 0.2])  # 0 am, 1 pm, 2 both, 3 never
+    jams_am, jams_pm = np.isin(profile, (0, 2)), np.isin(profile, (1, 2))
+    depth_am = np.where(jams_am, rng.uniform(20.0, 40.0, n), rng.uniform(0.0, 4.0, n))
+    depth_pm = np.where(jams_pm, rng.uniform(18.0, 38.0, n), rng.uniform(0.0, 4.0, n))
+    centre_am, centre_pm = rng.uniform(7.0, 8.75, n), rng.uniform(16.25, 18.25, n)
+    width_am, width_pm = rng.uniform(0.6, 1.4, n), rng.uniform(0.8, 1.8, n)
+    # Demand above capacity breaks flow down: a sensor with spare capacity slows a
+    # little in the peak, a saturated one collapses. capacity in demand units (peak = 1).
+    capacity = np.where(profile == 3, rng.uniform(0.9, 1.2, n), rng.uniform(0.35, 0.7, n))
     night_boost = rng.uniform(1.0, 4.0, n)
-    # Congestion starts at the downstream bottleneck and backs up upstream at ~2 min per mile.
+    # Congestion backs up upstream from downstream bottlenecks at ~2 min per mile.
     lag_hours = (position.max() - position) * rng.uniform(1.5, 2.5) / 60.0
 
     hours = (timestamps.hour + timestamps.minute / 60.0).to_numpy(dtype=np.float64)[:, None]
     day = np.arange(steps) // (1440 // step_minutes)
     weekday = timestamps.day_of_week.to_numpy() < 5
-    day_am = rng.lognormal(0.0, 0.25, num_days)[day]  # some mornings are worse than others
-    day_pm = rng.lognormal(0.0, 0.25, num_days)[day]
+    day_am = rng.lognormal(0.0, 0.2, num_days)[day][:, None]  # some mornings are worse than others
+    day_pm = rng.lognormal(0.0, 0.2, num_days)[day][:, None]
     shifted = hours - lag_hours[None, :]
-    am = _plateau(shifted, 8.0, 1.0) * depth_am
-    pm = _plateau(shifted, 17.5, 1.5) * depth_pm
-    weekend_midday = _plateau(shifted, 14.0, 2.0) * depth_pm * 0.3
-    rush = np.where(
-        weekday[:, None], am * day_am[:, None] + pm * day_pm[:, None], 0.15 * (am + pm) + weekend_midday * day_pm[:, None]
-    )
+
+    def breakdown(demand: np.ndarray) -> np.ndarray:
+        return np.clip((demand - capacity) / (1.0 - np.minimum(capacity, 0.95)), 0.0, 1.0) ** 0.8
+
+    am_demand = _plateau(shifted, centre_am, width_am) * day_am
+    pm_demand = _plateau(shifted, centre_pm, width_pm) * day_pm
+    am = np.where(weekday[:, None], 1.0, 0.3) * breakdown(am_demand) * depth_am
+    pm = np.where(weekday[:, None], 1.0, 0.4) * breakdown(pm_demand) * depth_pm
+    # Below capacity, a peak still slows traffic a little.
+    mild = 3.0 * (am_demand + pm_demand) * np.where(weekday[:, None], 1.0, 0.5)
+    weekend_midday = np.where(weekday[:, None], 0.0, _plateau(shifted, 14.0, 2.0) * depth_pm * 0.2)
+    rush = am + pm + mild + weekend_midday
     night = _plateau(hours, 2.5, 2.5) * night_boost  # emptier road at night: slightly faster
 
     # Shared disturbance: innovations smoothed over neighbours (kernel ~2 miles), slow AR(1).
@@ -164,7 +183,7 @@ def synthetic_traffic(
     phi = np.repeat(np.exp(-step_minutes / np.array([60.0, 20.0])), n)
     shared, own = np.split(_ar1(innovations, phi, rng), 2, axis=1)
     white = rng.standard_normal((steps, n))
-    congestion = rush / (depth_am.max() + depth_pm.max())  # noisier when congested
+    congestion = rush / max(float(depth_am.max() + depth_pm.max()), 1.0)  # noisier when congested
     noise = (1.0 + 2.0 * congestion) * (1.5 * shared + 1.0 * own) + 0.6 * white
 
     incidents = np.zeros((steps, n))

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from tuning.config import TrainConfig, suggest_field
+from tuning.config import HYPERPARAMETER_FIELDS, WINDOW_FIELDS, TrainConfig, suggest_field
 from tuning.errors import ConfigError, SpaceError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
@@ -51,8 +51,9 @@ def _spaces_dir() -> Path:
 
 SPACES_DIR = _spaces_dir()
 
-# Fields a trial may not set: the sweep decides where checkpoints go and how many threads run.
-_RESERVED = {"checkpoint_dir", "num_threads", "device", "max_epochs", "save_checkpoints", "len_source", "len_target"}
+# Fields a space's `fixed` may not set either: the sweep decides where checkpoints go, how
+# many threads run and the epoch budget; the windows are fixed by the data it prepares.
+_RESERVED = {"checkpoint_dir", "num_threads", "device", "max_epochs", "save_checkpoints", *WINDOW_FIELDS}
 # What a sweep may try, per field, beyond what a config may hold: outside these ranges
 # trials only crash (out of memory, float overflow) or learn nothing, and a typo such
 # as 1e9 for 1e3 would cost the whole sweep. (low, high), None for no bound of our own.
@@ -62,6 +63,9 @@ SANE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (None, 65_536),
     "hidden_size": (None, 4_096),
     "num_layers": (None, 16),
+    "node_embedding_dim": (None, 1_024),
+    "tod_embedding_dim": (None, 1_024),
+    "dow_embedding_dim": (None, 1_024),
     "gradient_clip": (None, 1e6),
     "early_stop_patience": (None, 1_000),
     "scheduler_step_size": (None, 10_000),
@@ -227,6 +231,11 @@ def _check_field(src: str, name: Any, fields: set[str], section: str) -> None:
         raise SpaceError(f"{src}: {section} '{name}' is not a config field{hint}; see TrainConfig for the field names")
     if name in _RESERVED:
         raise SpaceError(f"{src}: {section} '{name}' is set by the sweep itself; use the command-line flag or budget instead")
+    if section == "parameter" and name not in HYPERPARAMETER_FIELDS:
+        raise SpaceError(
+            f"{src}: parameter '{name}' is a run setting, not a hyperparameter; set it under 'fixed' "
+            f"(searchable: {', '.join(HYPERPARAMETER_FIELDS)})"
+        )
 
 
 def _number(src: str, name: str, key: str, value: Any) -> float:

@@ -28,10 +28,11 @@ from tuning import checkpoints, storage
 from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_main, seed_int
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
-from tuning.engine import TrainingRun, TrainResult, fit
+from tuning.engine import BEST_KEY, TrainingRun, TrainResult, fit
 from tuning.errors import UserError
 from tuning.fingerprint import check_unchanged, fingerprint
 from tuning.logs import configure_logging
+from tuning.metrics import METRIC
 from tuning.progress import EpochProgress
 from tuning.sources import TrafficSeries, load_series, select_sensors, synthetic_traffic
 from tuning.storage import write_atomic
@@ -215,6 +216,7 @@ def write_outputs(output: Path, result: TrainResult, data: PreparedData) -> None
             "model": model.state_dict(),
             "config": info["config"],
             "input_size": data.input_size,
+            "data_shape": list(data.shape),
             "scaler_mean": torch.from_numpy(np.array(data.scaler.mean, dtype=np.float32)),
             "scaler_std": torch.from_numpy(np.array(data.scaler.std, dtype=np.float32)),
             "sensor_ids": list(data.sensor_ids),
@@ -266,16 +268,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
         record = {"data": data_args, "fingerprint": current.to_dict(), "config": config.to_dict()}
         replacing = bool(previous) and args.overwrite
-        if not replacing:
+        # Over an earlier run (--resume or --overwrite), the record changes only once this
+        # run's first checkpoint is on disk: a resume that fails keeps the old record intact.
+        pending = bool(previous)
+        if not pending:
             _write_json(output / RUN_FILE, record)
 
         def after_epoch(metrics: dict[str, Any], run: TrainingRun) -> None:
-            nonlocal replacing
+            nonlocal pending
             progress.epoch_done(metrics)
-            if replacing:  # the new run's first checkpoint is on disk: the old run may go
-                _clear_previous(output, config)
+            if pending:
+                if replacing:  # the old run may go now
+                    _clear_previous(output, config)
                 _write_json(output / RUN_FILE, record)
-                replacing = False
+                pending = False
 
         try:
             with EpochProgress(config.max_epochs, bar=False if args.quiet else None) as progress:
@@ -286,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         write_outputs(output, result, data)
         info = result.info
-        print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  val_loss {info['best_val_loss']:.5f}")
+        print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  {METRIC} {info[BEST_KEY]:.5f}")
         print(metrics_table(info["test_metrics"]))
         print(f"wrote {output}/model.pt, history.csv, metrics.json")
         return 0

@@ -24,15 +24,15 @@ from ray import tune
 from tuning import checkpoints
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
-from tuning.engine import TrainingDivergedError, TrainingRun
+from tuning.engine import BEST_KEY, TrainingDivergedError, TrainingRun
 from tuning.metrics import METRIC
 
 log = logging.getLogger(__name__)
 
 # Every epoch's report carries these keys (analysis and tests import this list).
 REPORTED_METRICS = (
-    "epoch", METRIC, "val_mae", "val_rmse", "val_mape", "train_loss", "learning_rate",
-    "grad_norm", "best_val_loss", "diverged",
+    "epoch", METRIC, "val_loss", "val_rmse", "val_mape", "train_loss", "learning_rate",
+    "grad_norm", BEST_KEY, "diverged",
 )  # fmt: skip
 DIVERGED_LOSS = float("inf")
 """The value a diverged trial reports: the worst possible, so the searcher avoids its region."""
@@ -127,9 +127,9 @@ def train_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]
             log.warning("trial diverged: %s", e)
             # No checkpoint: there is nothing worth resuming from a diverged run.
             tune.report({
-                "epoch": run.epoch + 1, METRIC: DIVERGED_LOSS, "val_mae": math.nan, "val_rmse": math.nan,
+                "epoch": run.epoch + 1, METRIC: DIVERGED_LOSS, "val_loss": math.nan, "val_rmse": math.nan,
                 "val_mape": math.nan, "train_loss": e.loss, "learning_rate": e.learning_rate, "grad_norm": math.nan,
-                "best_val_loss": run.early_stopping.best, "diverged": True, "stopped_early": False,
+                BEST_KEY: run.early_stopping.best, "diverged": True, "stopped_early": False,
             })  # fmt: skip
             return
         metrics = {key: metrics[key] for key in REPORTED_METRICS if key in metrics}
