@@ -45,7 +45,7 @@ def test_param_space_maps_to_tune_domains() -> None:
     hidden = tune_space["hidden_size"]
     assert isinstance(hidden, Integer)
     # our int bounds are inclusive; Tune's randint upper bound is exclusive
-    assert (hidden.lower, hidden.upper) == (16, 257)
+    assert (hidden.lower, hidden.upper) == (16, 129)
 
 
 def test_yaml_1_1_exponent_strings_are_numbers(tmp_path: Path) -> None:
