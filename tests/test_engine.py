@@ -322,6 +322,53 @@ def test_nan_loss_raises_naming_where_it_happened(tiny_config: TrainConfig, tiny
     assert f"last finite loss {e.last_finite_loss:.6g}" in message
 
 
+def _diverging_epoch(tiny_config: TrainConfig, tiny_data: PreparedData, sync_every: int) -> TrainingDivergedError:
+    """One epoch of a run that turns Inf within it, with the losses read every ``sync_every`` batches."""
+    config = tiny_config.replace(learning_rate=10.0, weight_decay=1.0, batch_size=64, gradient_clip=0.0)
+    run = TrainingRun(config, tiny_data)
+    with pytest.raises(TrainingDivergedError) as err:
+        train_one_epoch(
+            run.model, tiny_data.train.batches(64, shuffle=True, seed=1), run.optimizer, run.grad_scaler, run.precision,
+            run.device, gradient_clip=0.0, epoch=1, objective=run.objective, sync_every=sync_every,
+        )  # fmt: skip
+    return err.value
+
+
+def test_batched_loss_reads_name_the_first_bad_batch_and_the_range(tiny_config: TrainConfig, tiny_data: PreparedData) -> None:
+    # On a GPU the losses are read every few batches, not every batch; the error must still
+    # say where the loss broke: the same batch as reading every batch, inside the range read.
+    every_batch = _diverging_epoch(tiny_config, tiny_data, sync_every=1)
+    batched = _diverging_epoch(tiny_config, tiny_data, sync_every=4)
+    assert every_batch.batches == (every_batch.batch, every_batch.batch)
+    assert "checked together" not in str(every_batch)
+    assert batched.epoch == every_batch.epoch == 1
+    assert batched.batch == every_batch.batch >= 2
+    assert batched.last_finite_loss == every_batch.last_finite_loss
+    first, last = batched.batches
+    assert last - first == 3 and first % 4 == 1 and first <= batched.batch <= last
+    message = str(batched)
+    assert f"at epoch 1, batch {batched.batch} (of batches {first}-{last}, checked together)" in message
+    assert "(learning rate 10," in message
+
+
+@pytest.mark.parametrize("sync_every", [3, 1000])
+def test_batched_loss_reads_give_identical_statistics(tiny_config: TrainConfig, tiny_data: PreparedData, sync_every: int) -> None:
+    stats = {}
+    for every in (1, sync_every):
+        run = TrainingRun(tiny_config, tiny_data)
+        stats[every] = train_one_epoch(
+            run.model, tiny_data.train.batches(256, shuffle=True, seed=3), run.optimizer, run.grad_scaler, run.precision,
+            run.device, objective=run.objective, sync_every=every,
+        )  # fmt: skip
+    assert stats[1] == stats[sync_every]
+    assert stats[1].batches > 3
+
+
+def test_data_on_its_own_device_is_not_copied(tiny_data: PreparedData) -> None:
+    assert tiny_data.to(torch.device("cpu")) is tiny_data
+    assert tiny_data.train.to(torch.device("cpu")) is tiny_data.train
+
+
 # --- precision -----------------------------------------------------------------------------
 
 

@@ -294,4 +294,6 @@ def test_trials_larger_than_the_cluster_are_refused(
     assert "--cpus-per-trial 64 is more than the 2 CPUs" in capsys.readouterr().err
     assert search.main([*argv, "--gpus-per-trial", "1"]) == 2
     assert "--gpus-per-trial 1 is more than the 0 GPUs" in capsys.readouterr().err
+    assert search.main([*argv, "--gpus-per-trial", "1.5"]) == 2
+    assert "a fraction of one GPU (e.g. 0.25) or whole GPUs" in capsys.readouterr().err
     assert not (tmp_path / "big").exists()

@@ -16,6 +16,7 @@ the past and therefore known at prediction time.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ class SeriesTensors(NamedTuple):
     tod: torch.Tensor  # (T,) long time-of-day slot, zeros without timestamps
     dow: torch.Tensor  # (T,) long day of week (Monday 0), zeros without timestamps
 
+    def to(self, device: torch.device) -> SeriesTensors:
+        return SeriesTensors(*(t.to(device) for t in self))
+
 
 class WindowSet(torch.utils.data.Dataset[Batch]):
     """The windows of one split: an index view, not a copy.
@@ -107,12 +111,28 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
         self.len_source = len_source
         self.len_target = len_target
         self.num_sensors = tensors.inputs.shape[1]
-        self._src = torch.arange(-len_source, 0)
-        self._tgt = torch.arange(0, len_target)
-        self._all = torch.arange(-len_source, len_target)
+        # Batches are gathered where the series lives: on a GPU, indices and offsets are
+        # device tensors too, so building a batch copies nothing from the host.
+        self.device = tensors.inputs.device
+        self._src = torch.arange(-len_source, 0, device=self.device)
+        self._tgt = torch.arange(0, len_target, device=self.device)
+        self._all = torch.arange(-len_source, len_target, device=self.device)
 
     def __len__(self) -> int:
         return self.num_starts * self.num_sensors
+
+    def to(self, device: torch.device, tensors: SeriesTensors | None = None) -> WindowSet:
+        """The same windows over the series on ``device``.
+
+        Args:
+            tensors: the series already moved there, so that splits sharing one series
+                share one copy of it on the device.
+        """
+        if tensors is None:
+            if self.device == device:
+                return self
+            tensors = self.tensors.to(device)
+        return WindowSet(tensors, self.first, self.num_starts, self.len_source, self.len_target)
 
     @property
     def target_steps(self) -> tuple[int, int]:
@@ -121,7 +141,7 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
 
     def __getitem__(self, index: torch.Tensor | list[int] | np.ndarray) -> Batch:
         """Gather a whole batch of windows. Used directly and by DataLoader workers."""
-        idx = torch.as_tensor(index, dtype=torch.long)
+        idx = torch.as_tensor(index, dtype=torch.long, device=self.device)
         n_sens = self.num_sensors
         t0 = self.first + torch.div(idx, n_sens, rounding_mode="floor")
         sensor = idx % n_sens
@@ -145,13 +165,21 @@ class WindowSet(torch.utils.data.Dataset[Batch]):
 
     def batches(self, batch_size: int, *, shuffle: bool, seed: int = 0) -> Iterator[Batch]:
         """Yield whole batches; with ``shuffle`` their order depends on ``seed`` only."""
-        for index in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed):
+        for index in batch_indices(len(self), batch_size, shuffle=shuffle, seed=seed, device=self.device):
             yield self[index]
 
 
-def batch_indices(n: int, batch_size: int, *, shuffle: bool, seed: int = 0) -> Iterator[torch.Tensor]:
-    """The sample indices of each batch: one seeded permutation cut into batches."""
+def batch_indices(
+    n: int, batch_size: int, *, shuffle: bool, seed: int = 0, device: torch.device | None = None
+) -> Iterator[torch.Tensor]:
+    """The sample indices of each batch: one seeded permutation cut into batches.
+
+    The permutation is drawn on the CPU (the same order on every device) and copied to
+    ``device`` once per epoch; its batches are slices of it there.
+    """
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(n)
+    if device is not None and device.type != "cpu":
+        order = order.to(device)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
 
@@ -191,6 +219,20 @@ class PreparedData:
     sensor_ids: tuple[str, ...]
     # Time-of-day slots (steps per day) for the calendar embeddings; 0 without timestamps.
     steps_per_day: int = 0
+
+    def to(self, device: torch.device) -> PreparedData:
+        """The same data with its series on ``device``: copied once, shared by the splits that share it."""
+        if all(w.device == device for w in (self.train, self.val, self.test)):
+            return self
+        moved: dict[int, SeriesTensors] = {}
+
+        def view(windows: WindowSet) -> WindowSet:
+            key = id(windows.tensors)
+            if key not in moved:
+                moved[key] = windows.tensors.to(device)
+            return windows.to(device, moved[key])
+
+        return dataclasses.replace(self, train=view(self.train), val=view(self.val), test=view(self.test))
 
     @property
     def num_time_features(self) -> int:

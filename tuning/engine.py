@@ -44,12 +44,26 @@ BEST_KEY = f"best_{METRIC}"
 class TrainingDivergedError(UserError, ArithmeticError):
     """The loss became NaN or Inf; the message names where and the likely fix."""
 
-    def __init__(self, epoch: int, batch: int, learning_rate: float, loss: float, last_finite_loss: float | None) -> None:
+    def __init__(
+        self,
+        epoch: int,
+        batch: int,
+        learning_rate: float,
+        loss: float,
+        last_finite_loss: float | None,
+        batches: tuple[int, int] | None = None,
+    ) -> None:
         self.epoch, self.batch, self.learning_rate = epoch, batch, learning_rate
         self.loss, self.last_finite_loss = loss, last_finite_loss
+        # The batches whose losses were read from the device together (first, last):
+        # the batches after ``batch`` in that range were already stepped when it was seen.
+        self.batches = batches or (batch, batch)
         last = "none" if last_finite_loss is None else f"{last_finite_loss:.6g}"
+        where = f"epoch {epoch}, batch {batch}"
+        if self.batches[0] != self.batches[1]:
+            where += f" (of batches {self.batches[0]}-{self.batches[1]}, checked together)"
         super().__init__(
-            f"loss became {loss} at epoch {epoch}, batch {batch} (learning rate {learning_rate:.3g}, "
+            f"loss became {loss} at {where} (learning rate {learning_rate:.3g}, "
             f"last finite loss {last}); lower learning_rate or set gradient_clip"
         )
 
@@ -208,6 +222,10 @@ MSE = Objective("mse", None)
 """Unweighted masked MSE: the loss of callers that name none."""
 
 
+CUDA_SYNC_EVERY = 50
+"""Training batches between two reads of the losses from a GPU (see :func:`train_one_epoch`)."""
+
+
 def train_one_epoch(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -219,6 +237,7 @@ def train_one_epoch(
     gradient_clip: float = 1.0,
     epoch: int = 0,
     objective: Objective = MSE,
+    sync_every: int | None = None,
 ) -> EpochStats:
     """One pass over the training batches.
 
@@ -226,25 +245,46 @@ def train_one_epoch(
     ``unscale_``, ``clip_grad_norm_`` (its return value, the unclipped norm, is
     recorded), ``step``, ``update``, ``zero_grad(set_to_none=True)``.
 
+    Losses and grad norms stay where they were computed. The losses are read (and
+    checked for NaN/Inf) every ``sync_every`` batches, the norms once at the end:
+    on a GPU, reading a value waits for all queued work, so reading every batch
+    would idle the device between steps. Default: every batch on the CPU, where a
+    read costs nothing and the error comes before the bad step; every
+    :data:`CUDA_SYNC_EVERY` batches elsewhere. The sums are taken in the same
+    order either way, so the statistics do not depend on ``sync_every``.
+
     Raises:
-        TrainingDivergedError: on a NaN or Inf loss, naming epoch, batch, learning
-            rate and the last finite loss.
+        TrainingDivergedError: on a NaN or Inf loss, naming epoch, batch (and the
+            range of batches read together), learning rate and the last finite loss.
     """
+    every = sync_every or (1 if device.type == "cpu" else CUDA_SYNC_EVERY)
     model.train()
+    lr = optimizer.param_groups[0]["lr"]
     total = 0.0
-    norms: list[float] = []
+    pending: list[torch.Tensor] = []  # losses not yet read, 0-dim, on the device
+    norms: list[torch.Tensor] = []
     last_finite: float | None = None
     n = 0
     optimizer.zero_grad(set_to_none=True)
     non_blocking = device.type == "cuda"
+
+    def read_losses(last: int) -> None:
+        nonlocal total, last_finite
+        first = last - len(pending) + 1
+        for offset, value in enumerate(torch.stack(pending).tolist()):  # one device-to-host read
+            if not math.isfinite(value):
+                raise TrainingDivergedError(epoch, first + offset, lr, value, last_finite, (first, last))
+            last_finite = value
+            total += value
+        pending.clear()
+
     for n, batch in enumerate(batches, start=1):
-        batch = batch.to(device, non_blocking=non_blocking)
+        batch = batch.to(device, non_blocking=non_blocking)  # a no-op for batches built on the device
         pred = _forward(model, batch, precision, device)
         loss = objective(pred, batch)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDivergedError(epoch, n, optimizer.param_groups[0]["lr"], value, last_finite)
-        last_finite = value
+        pending.append(loss.detach())
+        if len(pending) >= every:
+            read_losses(n)
         grad_scaler.scale(loss).backward()
         grad_scaler.unscale_(optimizer)
         max_norm = gradient_clip if gradient_clip > 0 else float("inf")
@@ -252,11 +292,13 @@ def train_one_epoch(
         grad_scaler.step(optimizer)
         grad_scaler.update()
         optimizer.zero_grad(set_to_none=True)
-        total += value
-        norms.append(float(norm))
+        norms.append(norm.detach())
     if n == 0:
         raise ValueError("the training split yielded no batch")
-    finite_norms = [v for v in norms if math.isfinite(v)] or [float("nan")]
+    if pending:
+        read_losses(n)
+    values = torch.stack(norms).double().cpu().numpy()
+    finite_norms = values[np.isfinite(values)] if np.isfinite(values).any() else np.array([float("nan")])
     return EpochStats(total / n, float(np.mean(finite_norms)), float(np.max(finite_norms)), n)
 
 
@@ -398,9 +440,14 @@ class TrainingRun:
         set_seed(c.seed)
         self.device = resolve_device(self.device_spec or c.device)
         self.precision = resolve_precision(c, self.device)
+        # On a GPU the series is copied there once and every batch is gathered there.
+        self.windows = self.data.to(self.device)
         self.model = build_model(c, self.data.shape).to(self.device)
         self.objective = Objective.for_run(c, self.data, self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
+        # CUDA: the fused AdamW takes GradScaler's inf check on the device; the default
+        # one would read it on the host every step (a sync per batch).
+        fused = True if self.device.type == "cuda" else None
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=fused)
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.scheduler_step_size, gamma=c.scheduler_gamma)
             if c.use_scheduler
@@ -447,7 +494,7 @@ class TrainingRun:
                 "resume with the same config or start a new run in another folder"
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(_for_this_optimizer(state["optimizer"], self.optimizer))
         if self.scheduler and state["scheduler"]:
             self.scheduler.load_state_dict(state["scheduler"])
         self.grad_scaler.load_state_dict(state["grad_scaler"])
@@ -465,9 +512,10 @@ class TrainingRun:
         # The shuffle order depends on (seed, epoch) only, so a resumed run sees the
         # same batches as an uninterrupted one, whichever loader serves them.
         shuffle_seed = self.config.seed * 100_003 + self.epoch
-        windows, c = self.data.train, self.config
+        c = self.config
         if c.loader == "tensor":
-            return windows.batches(c.batch_size, shuffle=True, seed=shuffle_seed)
+            return self.windows.train.batches(c.batch_size, shuffle=True, seed=shuffle_seed)
+        windows = self.data.train  # DataLoader workers gather on the host
         if self._loader is None:
             from torch.utils.data import DataLoader
 
@@ -517,7 +565,7 @@ class TrainingRun:
             self.model, self._counted(self._train_batches()), self.optimizer, self.grad_scaler, self.precision, self.device,
             gradient_clip=c.gradient_clip, epoch=epoch, objective=self.objective,
         )  # fmt: skip
-        val = validate_model(self.model, self.data.val, self.data, self.precision, self.device, objective=self.objective)
+        val = validate_model(self.model, self.windows.val, self.data, self.precision, self.device, objective=self.objective)
         if not (math.isfinite(val["loss"]) and math.isfinite(val["mae"])):
             raise TrainingDivergedError(epoch, 0, lr, val["loss"], stats.loss)
         if self.scheduler:
@@ -581,10 +629,21 @@ class TrainingRun:
             "config": self.config.to_dict(),
         }
         if test:
-            test_metrics = evaluate(model, self.data.test, self.data, self.precision, self.device, objective=self.objective)
+            test_metrics = evaluate(model, self.windows.test, self.data, self.precision, self.device, objective=self.objective)
             info["test_loss"] = test_metrics["model"].pop("loss")
             info["test_metrics"] = test_metrics
         return TrainResult(model, self.histories, info)
+
+
+def _for_this_optimizer(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """A saved optimizer state with this optimizer's implementation flags (fused, foreach).
+
+    A checkpoint written on a GPU (fused AdamW) may resume on the CPU and the other way
+    round; the flags also decide where the loaded step counters are put.
+    """
+    flags = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
+    groups = [{**group, **own} for group, own in zip(saved["param_groups"], flags)]
+    return {**saved, "param_groups": groups}
 
 
 ReportFn = Callable[[dict[str, Any], TrainingRun], None]

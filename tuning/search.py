@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=nonneg_float,
         default=0.0,
         metavar="N",
-        help="GPUs per trial, may be fractional (default: %(default)s)",
+        help="GPUs per trial; a fraction below 1 (e.g. 0.25) lets that many trials share one GPU (default: %(default)s)",
     )
     p.add_argument(
         "--max-concurrent", type=positive_int, default=None, metavar="N", help="trials at once (default: CPUs / cpus-per-trial)"
@@ -210,6 +210,11 @@ def check_resources(settings: SweepSettings) -> None:
     cpus, gpus = available.get("CPU", 0.0), available.get("GPU", 0.0)
     if settings.cpus_per_trial > cpus:
         raise UserError(f"--cpus-per-trial {settings.cpus_per_trial} is more than the {cpus:g} CPUs of the Ray cluster; lower it")
+    if settings.gpus_per_trial > 1 and not float(settings.gpus_per_trial).is_integer():
+        raise UserError(
+            f"--gpus-per-trial {settings.gpus_per_trial:g}: a trial takes a fraction of one GPU (e.g. 0.25) "
+            "or whole GPUs (1, 2, ...), not a fraction above 1; use a whole number or a fraction below 1"
+        )
     if settings.gpus_per_trial > gpus:
         raise UserError(
             f"--gpus-per-trial {settings.gpus_per_trial:g} is more than the {gpus:g} GPUs of the Ray cluster; lower it or use 0"
