@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_scripts import console_scripts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p.name for p in (ROOT / "search_spaces").glob("*.yaml"))
@@ -42,3 +43,11 @@ def test_wheel_ships_the_search_spaces_and_an_install_finds_them(tmp_path: Path)
     done = subprocess.run([sys.executable, "-c", check, *names], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(site / "tuning" / "search_spaces")
+
+    # the console scripts are installed and name themselves in their help
+    for script, target in console_scripts().items():
+        if not (site / (target.split(":")[0].replace(".", "/") + ".py")).is_file():
+            continue  # a command another branch adds (tests/test_scripts.py says which)
+        shown = subprocess.run([str(site / "bin" / script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert shown.stdout.startswith(f"usage: {script} "), shown.stdout[:200]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from tuning.analysis import BEST_COLUMN, boundary_warnings, load_curves, load_sweep
-from tuning.cli import ArgumentParser, positive_int, run_main
+from tuning.cli import ArgumentParser, positive_int, prog_name, run_main
 from tuning.errors import UserError
 from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, param_importance, write_importance
 from tuning.logs import quiet_libraries
@@ -27,14 +27,16 @@ from tuning.plots import plot_learning_curves, plot_metric_vs_params
 from tuning.spaces import load_space
 from tuning.storage import DEFAULT_STORAGE, Experiment
 
-PROG = "python -m tuning.analyze"
+MODULE = "tuning.analyze"
 OUTPUTS = ("trials.csv", "trials.parquet", "curves.parquet", "learning_curves.png", "metric_vs_params.png", STUDY_FILE,
            IMPORTANCE_JSON, IMPORTANCE_CSV)  # fmt: skip
 """Files every run writes; ``importance.png`` too when the importance could be computed."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Summarise a sweep: top trials, tables, learning curves, boundary warnings.")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Summarise a sweep: top trials, tables, learning curves, boundary warnings."
+    )
     p.add_argument("--name", required=True, help="the sweep's experiment name")
     p.add_argument("--storage-path", default=DEFAULT_STORAGE, metavar="DIR", help="where the sweep lives (default: %(default)s)")
     p.add_argument("--top", type=positive_int, default=5, metavar="N", help="trials to print (default: %(default)s)")
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         analyze(Experiment.at(args.storage_path, args.name), args.top)
         return 0
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":

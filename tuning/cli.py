@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -17,6 +18,19 @@ from tuning.errors import UserError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+
+
+def prog_name(module: str) -> str:
+    """How to call the command ``module`` (``"tuning.search"``) in help, errors and printed commands.
+
+    ``tuning-search`` when this process was started as one of the console scripts
+    (pyproject.toml's ``[project.scripts]``), else ``python -m tuning.search``: a user
+    copies the commands a run prints, so they name the way the user started it.
+    """
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.removesuffix(".exe").startswith("tuning-"):  # .exe: console scripts on Windows
+        return f"tuning-{module.rsplit('.', 1)[-1]}"
+    return f"python -m {module}"
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -19,17 +19,19 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from tuning.cli import ArgumentParser, nonneg_int, run_main
+from tuning.cli import ArgumentParser, nonneg_int, prog_name, run_main
 from tuning.errors import UserError
 from tuning.logs import quiet_libraries
 from tuning.storage import DEFAULT_STORAGE, Experiment
 
-PROG = "python -m tuning.dashboard"
+MODULE = "tuning.dashboard"
 INSTALL = 'pip install -e ".[dashboard]"'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Serve a sweep in optuna-dashboard (writes its Optuna study first if needed).")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Serve a sweep in optuna-dashboard (writes its Optuna study first if needed)."
+    )
     p.add_argument("--name", required=True, help="the sweep's experiment name")
     p.add_argument("--storage-path", default=DEFAULT_STORAGE, metavar="DIR", help="where the sweep lives (default: %(default)s)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s, this machine only)")
@@ -111,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dashboard.server.server_close()
         return 0
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":

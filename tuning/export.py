@@ -21,12 +21,12 @@ import pandas as pd
 
 from tuning import storage
 from tuning.analysis import BEST_COLUMN, DefaultsComparison, load_sweep
-from tuning.cli import ArgumentParser, run_main
+from tuning.cli import ArgumentParser, prog_name, run_main
 from tuning.config import DEFAULTS, TrainConfig
 from tuning.errors import UserError
 from tuning.storage import BEST_FILE, DEFAULT_STORAGE, Experiment
 
-PROG = "python -m tuning.export"
+MODULE = "tuning.export"
 _METRIC_KEYS = (BEST_COLUMN, "best_val_rmse", "best_val_loss", "best_epoch", "epochs_run", "status")
 
 
@@ -130,7 +130,9 @@ def format_summary(doc: dict[str, Any], comparison: DefaultsComparison | None = 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Export a sweep's best config to <storage-path>/<name>/best_config.json.")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Export a sweep's best config to <storage-path>/<name>/best_config.json."
+    )
     p.add_argument("--name", required=True, help="the sweep's experiment name")
     p.add_argument(
         "--storage-path", default=DEFAULT_STORAGE, metavar="DIR_OR_URI", help="where the sweep lives (default: %(default)s)"
@@ -149,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {exp.file(BEST_FILE)}")
         return 0
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tuning import storage
-from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, run_main, seed_int
+from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
 from tuning.errors import UserError
@@ -31,12 +31,14 @@ from tuning.metrics import METRIC, MODE
 from tuning.spaces import SearchSpace, find_space, load_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
 
-PROG = "python -m tuning.search"
+MODULE = "tuning.search"
 log = logging.getLogger("tuning.search")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Search training settings with Ray Tune (ASHA scheduler, Optuna TPE searcher).")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Search training settings with Ray Tune (ASHA scheduler, Optuna TPE searcher)."
+    )
     p.add_argument(
         "--space", metavar="FILE", default=None, help="search-space YAML, or a name in search_spaces/ (default: default)"
     )
@@ -241,7 +243,7 @@ def _base_config(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
 
 def _resume_command(exp: Experiment) -> str:
     """The command that continues the sweep, quoted for a POSIX shell."""
-    return f"{PROG} --name {shlex.quote(exp.name)} --storage-path {shlex.quote(exp.storage_path)} --resume"
+    return f"{prog_name(MODULE)} --name {shlex.quote(exp.name)} --storage-path {shlex.quote(exp.storage_path)} --resume"
 
 
 def _fault_injection() -> list[Any]:
@@ -427,11 +429,12 @@ def run_sweep(args: argparse.Namespace) -> int:
 def next_steps(exp: Experiment) -> str:
     """What to run after a sweep, as printed at its end."""
     where = f"--name {exp.name} --storage-path {exp.storage_path}"
+    analyze, dashboard, train = (prog_name(f"tuning.{m}") for m in ("analyze", "dashboard", "train"))
     return "\n".join([
         "next:",
-        f"  python -m tuning.analyze {where}     # tables, learning_curves.png, metric_vs_params.png, importance",
-        f"  python -m tuning.dashboard {where}   # the sweep in optuna-dashboard (pip install -e \".[dashboard]\")",
-        f"  python -m tuning.train --config {exp.file(BEST_FILE)} --output {exp.file('final')}   # retrain the best",
+        f"  {analyze} {where}     # tables, learning_curves.png, metric_vs_params.png, importance",
+        f"  {dashboard} {where}   # the sweep in optuna-dashboard (pip install -e \".[dashboard]\")",
+        f"  {train} --config {exp.file(BEST_FILE)} --output {exp.file('final')}   # retrain the best",
     ])  # fmt: skip
 
 
@@ -449,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
         return run_sweep(args)
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from tuning import checkpoints, storage
-from tuning.cli import ArgumentParser, add_data_arguments, positive_int, run_main, seed_int
+from tuning.cli import ArgumentParser, add_data_arguments, positive_int, prog_name, run_main, seed_int
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.engine import BEST_KEY, TrainingRun, TrainResult, fit
@@ -37,7 +37,7 @@ from tuning.progress import EpochProgress
 from tuning.sources import TrafficSeries, load_series, select_sensors, synthetic_traffic
 from tuning.storage import write_atomic
 
-PROG = "python -m tuning.train"
+MODULE = "tuning.train"
 RUN_FILE = "run.json"
 """The run's data source, data flags, data fingerprint and config, beside its checkpoints."""
 OUTPUT_FILES = ("model.pt", "history.csv", "metrics.json", "info.json")
@@ -45,7 +45,9 @@ log = logging.getLogger("tuning.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Train one traffic predictor with early stopping and report test metrics.")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Train one traffic predictor with early stopping and report test metrics."
+    )
     p.add_argument(
         "--config", metavar="FILE", default=None, help="JSON or YAML of config fields (a sweep's best_config.json works)"
     )
@@ -233,7 +235,7 @@ def write_outputs(output: Path, result: TrainResult, data: PreparedData) -> None
 def resume_command(argv: Sequence[str] | None) -> str:
     """This command again with ``--resume``: it continues from the newest checkpoint."""
     args = [a for a in (sys.argv[1:] if argv is None else argv) if a not in ("--resume", "--overwrite")]
-    return shlex.join([*PROG.split(), *args, "--resume"])
+    return shlex.join([*prog_name(MODULE).split(), *args, "--resume"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {output}/model.pt, history.csv, metrics.json")
         return 0
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":
