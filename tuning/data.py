@@ -20,14 +20,14 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 import torch
 
 from tuning.errors import DataError
-from tuning.sources import TrafficSeries, as_series, check_sensors
+from tuning.sources import TrafficSeries, as_series, check_sensors, step_of
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +219,8 @@ class PreparedData:
     sensor_ids: tuple[str, ...]
     # Time-of-day slots (steps per day) for the calendar embeddings; 0 without timestamps.
     steps_per_day: int = 0
+    # The series' step ('5min'); None without timestamps. New data must have the same.
+    freq: str | None = None
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -247,6 +249,22 @@ class PreparedData:
         """What a model built for this data must know about it."""
         return DataShape(self.input_size, self.num_sensors, self.steps_per_day)
 
+    def model_record(self) -> dict[str, Any]:
+        """What a saved model needs besides its weights to forecast from new data (tensors and plain values).
+
+        Model files and run checkpoints carry it, so a model folder is self-contained:
+        the scaler fitted on this training split, the sensors in column order, the
+        data's shape and step (see :mod:`tuning.forecast`).
+        """
+        return {
+            "data_shape": list(self.shape),
+            "input_size": self.input_size,
+            "scaler_mean": torch.tensor(self.scaler.mean, dtype=torch.float32),  # copies: arrays from Ray are read-only
+            "scaler_std": torch.tensor(self.scaler.std, dtype=torch.float32),
+            "sensor_ids": list(self.sensor_ids),
+            "freq": self.freq,
+        }
+
 
 class DataShape(NamedTuple):
     """The data-dependent sizes of a model: saved with it, checked against new data."""
@@ -256,7 +274,14 @@ class DataShape(NamedTuple):
     steps_per_day: int  # rows of the time-of-day embedding; 0 without timestamps
 
 
-def check_same_sensors(saved: tuple[str, ...] | list[str], data: PreparedData, what: str) -> None:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def sensor_ids(self) -> tuple[str, ...]: ...
+
+
+def check_same_sensors(saved: tuple[str, ...] | list[str], data: _Named, what: str) -> None:
     """Refuse data whose sensors differ from the ones a model was trained on.
 
     The sensor embedding has one learned row per sensor, in column order: another
@@ -326,6 +351,39 @@ def _tensors(series: TrafficSeries, scaler: Scaler, slots: int) -> SeriesTensors
         torch.from_numpy(np.ascontiguousarray(scaled)), torch.from_numpy(observed), torch.from_numpy(feats),
         torch.from_numpy(tod), torch.from_numpy(dow),
     )  # fmt: skip
+
+
+def steps_after(timestamps: pd.DatetimeIndex, count: int) -> pd.DatetimeIndex:
+    """The ``count`` timestamps after the last one, at the series' step."""
+    step = pd.tseries.frequencies.to_offset(step_of(timestamps))
+    return pd.date_range(timestamps[-1], periods=count + 1, freq=step)[1:]
+
+
+def forecast_batch(series: TrafficSeries, scaler: Scaler, slots: int, len_source: int, len_target: int) -> Batch:
+    """The windows whose targets are the ``len_target`` steps after the end of ``series``: one per sensor.
+
+    They are built exactly as training builds its windows: the series, extended by
+    ``len_target`` unobserved steps (so their calendar inputs are known), is scaled and
+    forward-filled by the same code, so a forecast from data ending at step ``t`` is the
+    model's prediction for the training-style window whose targets start at ``t``.
+
+    Args:
+        series: at least ``len_source`` steps; timestamps (when given) on a regular grid.
+        scaler, slots: the model's scaler and time-of-day slots (0: no calendar inputs).
+    """
+    values = series.values
+    num_steps, n_sens = values.shape
+    first = num_steps - len_source  # the window's first input step
+    # The forward fill of the window reaches back to each sensor's last reading at or
+    # before its first step; older rows cannot change it, so they are left out.
+    seen = ~np.isnan(values[: first + 1])
+    last_seen = np.where(seen.any(axis=0), seen.shape[0] - 1 - np.argmax(seen[::-1], axis=0), first)
+    lo = int(min(first, last_seen.min()))
+    timestamps = None if series.timestamps is None else series.timestamps[lo:].append(steps_after(series.timestamps, len_target))
+    padded = np.concatenate([values[lo:], np.full((len_target, n_sens), np.nan, dtype=np.float32)])
+    extended = TrafficSeries(padded, timestamps, series.sensor_ids, series.name)
+    windows = WindowSet(_tensors(extended, scaler, slots), num_steps - lo, 1, len_source, len_target)
+    return windows[torch.arange(n_sens)]
 
 
 def split_bounds(num_steps: int) -> tuple[int, int]:
@@ -444,4 +502,5 @@ def prepare_data(
         num_sensors=series.num_sensors,
         sensor_ids=series.sensor_ids,
         steps_per_day=slots,
+        freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

@@ -478,7 +478,7 @@ class TrainingRun:
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
             "histories": self.histories,
-            "sensor_ids": list(self.data.sensor_ids),
+            **self.data.model_record(),  # sensors, scaler, shape, step: a checkpoint forecasts on its own
             "train_time_s": self.train_time_s,
             "rng": checkpoints.rng_state(),
         }

@@ -324,6 +324,11 @@ def _step_text(step: pd.DateOffset) -> str:
     return text if text[:1].isdigit() else f"1{text}"
 
 
+def step_of(timestamps: pd.DatetimeIndex) -> str:
+    """A series' step as a pandas frequency such as '5min' or '1h': its most common difference."""
+    return _step_text(_step(timestamps, None, "timestamps"))
+
+
 def _reindex_to_step(
     values: np.ndarray, timestamps: pd.DatetimeIndex, freq: str | None, label: str
 ) -> tuple[np.ndarray, pd.DatetimeIndex]:

@@ -20,9 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 
 from tuning import checkpoints, storage
 from tuning.cli import ArgumentParser, add_data_arguments, positive_int, prog_name, run_main, seed_int
@@ -207,23 +205,18 @@ def _write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=2, default=float).encode())
 
 
-def write_outputs(output: Path, result: TrainResult, data: PreparedData) -> None:
-    """Model (weights, config, scaler), per-epoch history, metrics.json, info.json."""
+def write_outputs(output: Path, result: TrainResult, data: PreparedData, data_options: dict[str, Any] | None = None) -> None:
+    """Model (weights, config, scaler, sensors, step, data flags), per-epoch history, metrics.json, info.json.
+
+    ``data_options`` are the loader flags (``zero_is_missing``, ``columns``...): ``tuning.predict``
+    reads new data the same way.
+    """
     output.mkdir(parents=True, exist_ok=True)
     model, histories, info = result
-    checkpoints.save(
-        output / "model.pt",
-        checkpoints.MODEL,
-        {
-            "model": model.state_dict(),
-            "config": info["config"],
-            "input_size": data.input_size,
-            "data_shape": list(data.shape),
-            "scaler_mean": torch.from_numpy(np.array(data.scaler.mean, dtype=np.float32)),
-            "scaler_std": torch.from_numpy(np.array(data.scaler.std, dtype=np.float32)),
-            "sensor_ids": list(data.sensor_ids),
-        },
-    )
+    payload = {"model": model.state_dict(), "config": info["config"], **data.model_record()}
+    if data_options is not None:
+        payload["data_options"] = dict(data_options)
+    checkpoints.save(output / "model.pt", checkpoints.MODEL, payload)
     flat = {k: v for k, v in histories.items() if not k.endswith("_per_horizon")}
     history = pd.DataFrame(flat)
     history.insert(0, "epoch", range(1, len(history) + 1))
@@ -292,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if config.save_checkpoints:
                 print(f"interrupted; resume with:\n  {resume_command(argv)}", file=sys.stderr)
             raise
-        write_outputs(output, result, data)
+        write_outputs(output, result, data, data_args)
         info = result.info
         print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  {METRIC} {info[BEST_KEY]:.5f}")
         print(metrics_table(info["test_metrics"]))

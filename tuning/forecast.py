@@ -1,0 +1,280 @@
+"""Forecasts from a saved model: :func:`load_model` and :class:`Forecaster`.
+
+A model is only usable with what it was trained with: the scaler fitted on its
+training split, its sensors in column order (the sensor embedding has one row per
+sensor), its window lengths and the data's step (the time-of-day embedding has one
+row per step of the day). Model files (``model.pt`` of ``tuning.train``) and trial
+checkpoints carry all of it (:meth:`tuning.data.PreparedData.model_record`), so a
+model folder is self-contained; data that does not fit is refused, never forecast
+from. Files are read with ``torch.load(weights_only=True)`` (:mod:`tuning.checkpoints`):
+opening a model someone sent cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from tuning import checkpoints
+from tuning.config import TrainConfig
+from tuning.data import DataShape, Scaler, check_same_sensors, forecast_batch, prepare_data, steps_after
+from tuning.errors import DataError, UserError
+from tuning.model import build_model
+from tuning.sources import TrafficSeries, as_series, select_sensors, step_of
+from tuning.storage import BEST_FILE
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+COLUMNS = ("timestamp", "sensor", "horizon", "forecast")
+"""The long form of a forecast; ``step`` (the row number) replaces ``timestamp`` for data without timestamps."""
+
+
+@dataclass(frozen=True)
+class Forecaster:
+    """A trained model with everything needed to forecast from new data.
+
+    Get one with :func:`load_model`; :meth:`predict` forecasts the ``len_target``
+    steps after the end of the data it is given.
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    scaler: Scaler
+    sensor_ids: tuple[str, ...]
+    shape: DataShape
+    freq: str | None
+    """The training data's step ('5min'); None when it had no timestamps (or an older file did not say)."""
+    zero_is_missing: bool = False
+    picked_sensors: bool = False
+    """The sensors were picked from wider data (``--columns``/``--exclude-columns``): pick them from new data too."""
+    source: str = "the model"
+
+    @property
+    def len_source(self) -> int:
+        return self.config.len_source
+
+    @property
+    def len_target(self) -> int:
+        return self.config.len_target
+
+    @property
+    def uses_timestamps(self) -> bool:
+        """The model was trained with time features and calendar embeddings, so new data needs timestamps."""
+        return self.shape.input_size > 1 or self.shape.steps_per_day > 0
+
+    def predict(self, data: pd.DataFrame | np.ndarray | TrafficSeries) -> pd.DataFrame:
+        """Forecast the ``len_target`` steps after the end of ``data``.
+
+        Args:
+            data: the latest readings (time x sensors), at least ``len_source`` steps: a wide
+                DataFrame (a DatetimeIndex or timestamp column, one column per sensor), a
+                (T, N) array, or a :class:`~tuning.sources.TrafficSeries`. Missing readings
+                (NaN) are forward-filled as in training.
+
+        Returns:
+            One row per forecast step and sensor: ``timestamp`` (or ``step``, the row number
+            the forecast step would have, for data without timestamps), ``sensor``,
+            ``horizon`` (1 .. len_target) and ``forecast`` in the data's units.
+
+        Raises:
+            DataError: other sensors, too few steps, another step than the training data's,
+                no timestamps where the model needs them, or a sensor without any reading.
+        """
+        series = self._fit(data)
+        model_series = series if self.uses_timestamps else TrafficSeries(series.values, None, series.sensor_ids, series.name)
+        batch = forecast_batch(model_series, self.scaler, self.shape.steps_per_day, self.len_source, self.len_target)
+        device = next(self.model.parameters()).device
+        batch = batch.to(device)
+        with torch.no_grad():
+            scaled = self.model(batch.x, batch.future, batch.sensor, batch.tod, batch.dow)  # (N, len_target)
+            values = self.scaler.inverse(scaled, batch.sensor).cpu().numpy()
+        return _long_form(values, series, self.len_target)
+
+    def _fit(self, data: pd.DataFrame | np.ndarray | TrafficSeries) -> TrafficSeries:
+        """``data`` as a series with the model's sensors, or a one-line refusal saying what does not fit."""
+        name = data.name if isinstance(data, TrafficSeries) else f"the {type(data).__name__}"
+        series = as_series(data, zero_is_missing=self.zero_is_missing, name=name)
+        if self.picked_sensors and series.sensor_ids != self.sensor_ids and set(self.sensor_ids) <= set(series.sensor_ids):
+            series = select_sensors(series, self.sensor_ids)  # the same choice of sensors as in training
+        check_same_sensors(self.sensor_ids, series, self.source)
+        if series.num_steps < self.len_source:
+            raise DataError(
+                f"{series.name}: has {series.num_steps} time steps but {self.source} reads the last {self.len_source} "
+                f"(len_source); pass at least {self.len_source} steps"
+            )
+        if series.timestamps is not None and series.num_steps < 2:
+            raise DataError(f"{series.name}: has 1 time step; pass at least 2 so that its step is known")
+        if series.timestamps is None and self.uses_timestamps:
+            every = f" of {self.freq}" if self.freq else ""
+            raise DataError(
+                f"{series.name}: has no timestamps but {self.source} was trained on timestamped steps{every} "
+                "(time-of-day inputs); give the data a timestamp column or DatetimeIndex (files: --freq and --start)"
+            )
+        if series.timestamps is not None and self.freq is not None:
+            step = step_of(series.timestamps)
+            if pd.tseries.frequencies.to_offset(step) != pd.tseries.frequencies.to_offset(self.freq):
+                raise DataError(
+                    f"{series.name}: has steps of {step} but {self.source} was trained on steps of {self.freq}; "
+                    f"resample the data to {self.freq}"
+                )
+        values = series.values
+        unseen = [s for s, col in zip(series.sensor_ids, values.T, strict=True) if np.isnan(col).all()]
+        if unseen:
+            raise DataError(
+                f"{series.name}: sensors {unseen[:10]} have no reading at all; a forecast starts from each sensor's "
+                "latest reading, so pass data that reaches back to one"
+            )
+        window = values[-self.len_source :]
+        stale = [s for s, col in zip(series.sensor_ids, window.T, strict=True) if np.isnan(col).all()]
+        if stale:
+            log.warning(
+                "%s: sensors %s have no reading in the last %d steps; their forecasts start from an older reading",
+                series.name, stale[:10], self.len_source,
+            )  # fmt: skip
+        return series
+
+
+def _long_form(values: np.ndarray, series: TrafficSeries, len_target: int) -> pd.DataFrame:
+    """(N, H) forecasts as rows ordered by forecast step, then sensor in column order."""
+    n_sens = len(series.sensor_ids)
+    horizon = np.repeat(np.arange(1, len_target + 1), n_sens)
+    if series.timestamps is not None:
+        when: Any = steps_after(series.timestamps, len_target)
+        key = "timestamp"
+    else:
+        when, key = np.arange(series.num_steps, series.num_steps + len_target), "step"
+    return pd.DataFrame({
+        key: np.repeat(np.asarray(when), n_sens),
+        "sensor": np.tile(np.array(series.sensor_ids, dtype=object), len_target),
+        "horizon": horizon,
+        "forecast": values.T.reshape(-1),  # (H, N) row-major: step-major, sensors in order
+    })  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------
+# loading
+
+
+def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> Forecaster:
+    """The model saved at ``path``, ready to forecast.
+
+    Args:
+        path: the ``--output`` folder of ``tuning.train`` (its ``model.pt``), a sweep's
+            experiment folder (its best trial, named by ``best_config.json``), a trial's
+            checkpoint folder, or one of those files.
+        device: where the model runs (default: the CPU).
+
+    Raises:
+        UserError: nothing loadable there; a file that is corrupt, or that would run code
+            (refused unopened); a sweep checkpoint whose data cannot be found to refit its scaler.
+    """
+    where = Path(path).expanduser()
+    if where.is_dir():
+        if (where / MODEL_FILE).is_file():
+            where = where / MODEL_FILE
+        elif (where / checkpoints.RUN_STATE_FILE).is_file():
+            where = where / checkpoints.RUN_STATE_FILE
+        elif (where / BEST_FILE).is_file():
+            return _from_sweep(where / BEST_FILE, device)
+        else:
+            raise UserError(
+                f"{where} holds no model ({MODEL_FILE}, {checkpoints.RUN_STATE_FILE} or {BEST_FILE}); pass the --output "
+                "folder of tuning.train, a sweep's folder or a trial checkpoint"
+            )
+    elif where.name == BEST_FILE and where.is_file():
+        return _from_sweep(where, device)
+    return _from_file(where, device)
+
+
+def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) -> Forecaster:
+    """A model file or run checkpoint; ``sweep`` (a best_config.json) fills in what older checkpoints lack."""
+    doc = checkpoints.load(path)
+    kind = doc.get("kind")
+    if kind == checkpoints.RUN:
+        weights = doc.get("best_state")  # the best epoch's weights, not the newest epoch's
+    elif kind == checkpoints.MODEL:
+        weights = doc.get("model")
+    else:
+        raise checkpoints.CheckpointError(f"{path} holds a {kind!r} file, not a model or a run checkpoint")
+    if not isinstance(weights, Mapping):
+        raise checkpoints.CheckpointError(f"{path} holds no model weights; retrain it or restore the file")
+    if "scaler_mean" not in doc:
+        if sweep is None:
+            raise UserError(
+                f"{path} was written before models carried their scaler; load it through its sweep "
+                "(tuning.predict --name NAME, or load_model(experiment folder)) so the scaler is refitted on the sweep's data"
+            )
+        doc = {**doc, **_refit_record(sweep, doc)}
+    data_options = sweep.get("data_options") if sweep is not None else doc.get("data_options")
+    options = data_options if isinstance(data_options, Mapping) else {}
+    try:
+        config = TrainConfig.from_dict(doc["config"], source=str(path))
+        shape = DataShape(*(int(v) for v in doc["data_shape"]))
+        model = build_model(config, shape)
+        model.load_state_dict(weights)
+        scaler = Scaler(doc["scaler_mean"].numpy().astype(np.float32), doc["scaler_std"].numpy().astype(np.float32))
+        sensor_ids = tuple(str(s) for s in doc["sensor_ids"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise checkpoints.CheckpointError(f"{path} is not a usable model ({first}); retrain it or restore the file") from e
+    if doc.get("freq") is None and shape.steps_per_day > 0:
+        log.warning("%s does not record its data's step (an older file): the step of new data is not checked", path)
+    return Forecaster(
+        model=model.to(device).eval(),
+        config=config,
+        scaler=scaler,
+        sensor_ids=sensor_ids,
+        shape=shape,
+        freq=doc.get("freq"),
+        zero_is_missing=bool(options.get("zero_is_missing")),
+        picked_sensors=bool(options.get("columns") or options.get("exclude_columns")),
+        source=f"the model in {path.parent}",
+    )
+
+
+def _from_sweep(best_file: Path, device: str) -> Forecaster:
+    """The best trial of a sweep, from the checkpoint its ``best_config.json`` names."""
+    try:
+        doc = json.loads(best_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read {best_file} ({e}); re-export it with python -m tuning.export") from e
+    named = doc.get("checkpoint") if isinstance(doc, dict) else None
+    if not isinstance(named, str):
+        raise UserError(f"{best_file} names no checkpoint of its best trial; re-export it with python -m tuning.export")
+    # The experiment folder may have moved since the export: look beside the file first.
+    moved = best_file.parent / Path(named).parent.name / Path(named).name
+    folder = moved if moved.is_dir() else Path(named)
+    if not (folder / checkpoints.RUN_STATE_FILE).is_file():
+        raise UserError(
+            f"the best trial's checkpoint {named} named by {best_file} is missing; re-export the sweep with python -m tuning.export"
+        )
+    return _from_file(folder / checkpoints.RUN_STATE_FILE, device, sweep=doc)
+
+
+def _refit_record(sweep: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+    """The scaler, shape and step of a sweep's data, for checkpoints written before they carried them.
+
+    The scaler depends only on the training split of the data the sweep read with its
+    flags, so it is fitted again on exactly that.
+    """
+    from tuning.train import load_data_arg  # the data flags' one reader
+
+    options = sweep.get("data_options") or {}
+    config = TrainConfig.from_dict(state["config"], source="trial checkpoint")
+    series = load_data_arg(
+        options.get("data"), zero_is_missing=bool(options.get("zero_is_missing")), freq=options.get("freq"),
+        start=options.get("start"), columns=options.get("columns"), exclude_columns=options.get("exclude_columns"),
+    )  # fmt: skip
+    log.info("refitting the scaler on the sweep's data (%s): the checkpoint predates saved scalers", series.name)
+    return prepare_data(series, config.len_source, config.len_target).model_record()
