@@ -254,13 +254,6 @@ def test_cli_prints_csv_without_output(cli: dict[str, Path], capsys: pytest.Capt
     assert lines[0] == "timestamp,sensor,horizon,forecast" and len(lines) == 1 + 3 * LT
 
 
-def test_the_predict_script_is_declared() -> None:
-    import tomllib
-
-    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["tuning-predict"] == "tuning.predict:main"
-
-
 @pytest.mark.parametrize(
     ("make_args", "expected"),
     [

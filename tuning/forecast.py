@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from tuning import checkpoints
+from tuning.cli import prog_name
 from tuning.config import TrainConfig
 from tuning.data import DataShape, Scaler, check_same_sensors, forecast_batch, prepare_data, steps_after
 from tuning.errors import DataError, UserError
@@ -213,7 +214,8 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
         if sweep is None:
             raise UserError(
                 f"{path} was written before models carried their scaler; load it through its sweep "
-                "(tuning.predict --name NAME, or load_model(experiment folder)) so the scaler is refitted on the sweep's data"
+                f"({prog_name('tuning.predict')} --name NAME, or load_model(the experiment folder)) "
+                "so that the scaler is fitted again on the sweep's data"
             )
         doc = {**doc, **_refit_record(sweep, doc)}
     data_options = sweep.get("data_options") if sweep is not None else doc.get("data_options")
@@ -248,16 +250,16 @@ def _from_sweep(best_file: Path, device: str) -> Forecaster:
     try:
         doc = json.loads(best_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {best_file} ({e}); re-export it with python -m tuning.export") from e
+        raise UserError(f"cannot read {best_file} ({e}); re-export it with {prog_name('tuning.export')}") from e
     named = doc.get("checkpoint") if isinstance(doc, dict) else None
     if not isinstance(named, str):
-        raise UserError(f"{best_file} names no checkpoint of its best trial; re-export it with python -m tuning.export")
+        raise UserError(f"{best_file} names no checkpoint of its best trial; re-export it with {prog_name('tuning.export')}")
     # The experiment folder may have moved since the export: look beside the file first.
     moved = best_file.parent / Path(named).parent.name / Path(named).name
     folder = moved if moved.is_dir() else Path(named)
     if not (folder / checkpoints.RUN_STATE_FILE).is_file():
         raise UserError(
-            f"the best trial's checkpoint {named} named by {best_file} is missing; re-export the sweep with python -m tuning.export"
+            f"the best trial's checkpoint {named} named by {best_file} is missing; re-export the sweep with {prog_name('tuning.export')}"
         )
     return _from_file(folder / checkpoints.RUN_STATE_FILE, device, sweep=doc)
 

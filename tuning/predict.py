@@ -22,20 +22,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.cli import ArgumentParser, column_list, run_main
+from tuning.cli import ArgumentParser, column_list, prog_name, run_main
 from tuning.errors import UserError
 from tuning.forecast import Forecaster, load_model
 from tuning.logs import configure_logging
 from tuning.storage import DEFAULT_STORAGE, Experiment, write_atomic
 from tuning.train import load_data_arg
 
-PROG = "python -m tuning.predict"
+MODULE = "tuning.predict"
 FORMATS = (".csv", ".parquet")
 log = logging.getLogger("tuning.predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=PROG, description="Forecast the next len_target steps after the end of the data with a saved model.")
+    p = ArgumentParser(
+        prog=prog_name(MODULE), description="Forecast the next len_target steps after the end of the data with a saved model."
+    )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="DIR", help="the --output folder of tuning.train (or a trial checkpoint folder)")
     which.add_argument("--name", metavar="NAME", help="a sweep: forecast with its best trial (see best_config.json)")
@@ -72,7 +74,7 @@ def resolve_model(args: argparse.Namespace) -> Forecaster:
     if not exp.exists("best_config.json"):
         raise UserError(
             f"no best_config.json in {exp.path}; check --name and --storage-path, or export the sweep with "
-            f"python -m tuning.export --name {args.name}"
+            f"{prog_name('tuning.export')} --name {args.name}"
         )
     return load_model(exp.path, device=args.device)
 
@@ -115,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {output} ({len(frame)} rows: {forecaster.len_target} steps x {len(forecaster.sensor_ids)} sensors)")
         return 0
 
-    return run_main(body, prog=PROG, debug=args.debug)
+    return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 
 
 if __name__ == "__main__":
