@@ -85,14 +85,14 @@ def test_a_training_epoch_copies_nothing_per_batch(gpu_config: TrainConfig, tiny
     # the GPU once, losses come back every CUDA_SYNC_EVERY batches, norms once at the end.
     from torch.profiler import ProfilerActivity, profile
 
-    run = TrainingRun(gpu_config.replace(batch_size=32), tiny_data)
-    batches = -(-len(tiny_data.train) // 32)
+    run = TrainingRun(gpu_config.replace(batch_size=16), tiny_data)
+    batches = -(-len(tiny_data.train) // 16)
     assert batches > 2 * CUDA_SYNC_EVERY
     run.run_epoch()  # warm-up: kernels, allocator
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         train_one_epoch(
-            run.model, run.windows.train.batches(32, shuffle=True, seed=5), run.optimizer, run.grad_scaler,
+            run.model, run.windows.train.batches(16, shuffle=True, seed=5), run.optimizer, run.grad_scaler,
             run.precision, run.device, objective=run.objective,
         )  # fmt: skip
         torch.cuda.synchronize()
