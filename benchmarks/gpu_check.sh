@@ -54,8 +54,8 @@ most=$(grep -E '^[0-9]+,' "$OUT/gpu_apps.log" | cut -d, -f1 | sort -u | wc -l)
 summary "fractional-GPU sweep ($(elapsed) s): exit $status, ${sweep_s} s wall, $most distinct GPU processes seen"
 grep -E "best|val_mae" "$OUT/sweep.log" | tail -4 | tee -a "$OUT/summary.txt"
 
-if [ "$(elapsed)" -lt 330 ]; then
-    timeout $((400 - $(elapsed))) python3 -m pytest tests/test_engine.py -q -p no:cacheprovider >"$OUT/engine_tests_cuda.log" 2>&1
+if [ "$(elapsed)" -lt 240 ]; then
+    timeout $((300 - $(elapsed))) python3 -m pytest tests/test_engine.py -q -p no:cacheprovider >"$OUT/engine_tests_cuda.log" 2>&1
     summary "tests/test_engine.py with CUDA the default device ($(elapsed) s): $(tail -1 "$OUT/engine_tests_cuda.log")"
 fi
 
