@@ -61,7 +61,7 @@ def _corrupt_after_first_epoch(metrics: dict[str, Any], run: TrainingRun) -> Non
 def _same_weights(a: nn.Module | dict[str, torch.Tensor], b: nn.Module | dict[str, torch.Tensor]) -> bool:
     sa = a.state_dict() if isinstance(a, nn.Module) else a
     sb = b.state_dict() if isinstance(b, nn.Module) else b
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
 # --- what fit returns ----------------------------------------------------------------------
@@ -80,7 +80,7 @@ def test_fit_returns_model_histories_and_info(tiny_config: TrainConfig, tiny_dat
     for key in ("best_epoch", "best_val_mae", "stopped_early", "epochs_run", "device", "mixed_precision", "test_metrics"):
         assert key in info, key
     assert info["epochs_run"] == epochs and info["stopped_early"] is False
-    assert info["device"] == "cpu"
+    assert info["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # device "auto"
     assert info["best_epoch"] == int(np.argmin(histories["val_loss"])) + 1
     assert info["best_val_mae"] == min(histories["val_mae"])
     assert info["config"] == tiny_config.to_dict()
@@ -390,7 +390,7 @@ def test_default_precision_on_cpu_is_off_with_one_log_line(caplog: pytest.LogCap
 
 
 def test_default_fit_on_cpu_reports_precision_off(tiny_config: TrainConfig, tiny_data: PreparedData) -> None:
-    _, _, info = fit(tiny_config.replace(max_epochs=1), tiny_data)
+    _, _, info = fit(tiny_config.replace(max_epochs=1, device="cpu"), tiny_data)
     assert info["mixed_precision"] is False and info["amp_dtype"] == "off"
 
 
