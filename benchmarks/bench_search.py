@@ -375,7 +375,7 @@ RUNNERS: dict[str, Callable[[Setup], Run]] = {
 
 def probe_smoke_test(work: Path) -> float:
     """Wall time of ``python -m tuning.search --smoke-test`` as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "tuning.search", "--smoke-test", "--storage-path", str(work), "--name", "smoke"],
@@ -562,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--odot-file", type=Path, default=ODOT, help="the ODOT counts CSV (default: %(default)s)")
     p.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     p.add_argument("--no-probes", action="store_true", help="skip the smoke-test and inside-a-trial probes")
+    p.add_argument("--probes-only", action="store_true", help="run the probes only, no contender")
     p.add_argument(
         "--cpus",
         type=int,
@@ -600,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     space_file = write_space(space, work / "bench.yaml", args.trials, args.epochs)
     space = load_space(space_file)
     runs: list[Run] = []
+    if args.probes_only:
+        args.contenders = []
     for data_name in args.data:
         if data_name == "odot" and not args.odot_file.is_file():
             print(f"(no {args.odot_file}: odot skipped)")
@@ -670,6 +673,9 @@ def read_runs(folder: Path) -> tuple[list[Run], dict[str, float]]:
 def report(runs: list[Run], probes: dict[str, float], out: Path) -> None:
     """Table, targets, ``summary.csv``, ``curves.csv`` and ``anytime.png`` from finished runs."""
     probes = dict(probes)
+    if not runs:
+        print("\n".join(check_targets(pd.DataFrame(columns=["contender"]), probes)))
+        return
     ours = [r for r in runs if r.contender == "ours" and "fixed_cost_s" in r.extra]
     for key in ("ray_start_s", "first_trial_start_s", "shutdown_s", "fixed_cost_s"):
         if ours:
