@@ -24,7 +24,6 @@ from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, param_importance,
 from tuning.logs import quiet_libraries
 from tuning.optuna_study import STUDY_FILE, build_trials, write_study
 from tuning.plots import plot_learning_curves, plot_metric_vs_params
-from tuning.spaces import load_space
 from tuning.storage import DEFAULT_STORAGE, Experiment
 
 MODULE = "tuning.analyze"
@@ -51,9 +50,9 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
             f"analyze reads a local folder; copy {exp.path} here first (e.g. aws s3 sync) and point --storage-path at it"
         )
     folder = Path(exp.path)
-    from tuning.search import SweepSettings
+    from tuning.sweep_settings import SweepSettings
 
-    space = load_space(SweepSettings.load(exp).space_file)
+    space = SweepSettings.load(exp).load_space()
     params = list(space.parameters)
     trials = load_sweep(folder)
     curves = load_curves(folder)

@@ -76,12 +76,11 @@ def start_dashboard(exp: Experiment, host: str = "127.0.0.1", port: int = 8080) 
     import optuna
 
     from tuning.optuna_study import ensure_study, storage_url
-    from tuning.search import SweepSettings
-    from tuning.spaces import load_space
+    from tuning.sweep_settings import SweepSettings
 
     if not exp.is_local:
         raise UserError(f"the dashboard reads a local folder; copy {exp.path} here first and point --storage-path at it")
-    space = load_space(SweepSettings.load(exp).space_file)
+    space = SweepSettings.load(exp).load_space()
     study_file, written = ensure_study(exp.path, exp.name, space)
     storage = optuna.storages.RDBStorage(storage_url(exp.path))
     study_id = storage.get_study_id_from_name(exp.name)

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,10 @@ from tuning.cli import ArgumentParser, prog_name, run_main
 from tuning.config import DEFAULTS, TrainConfig
 from tuning.errors import UserError
 from tuning.storage import BEST_FILE, DEFAULT_STORAGE, Experiment
+from tuning.trials import saved_trial_config, trial_config
 
 MODULE = "tuning.export"
 _METRIC_KEYS = (BEST_COLUMN, "best_val_rmse", "best_val_loss", "best_epoch", "epochs_run", "status")
-
-
-DATA_OPTIONS = ("data", "zero_is_missing", "freq", "start", "columns", "exclude_columns")
 
 
 def _latest_checkpoint(logdir: str) -> str | None:
@@ -40,28 +37,26 @@ def _latest_checkpoint(logdir: str) -> str | None:
 
 
 def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The best trial of a sweep as the ``best_config.json`` document."""
-    from tuning.search import SweepSettings
-    from tuning.spaces import load_space
+    """The best trial of a sweep as the ``best_config.json`` document.
 
-    settings = asdict(SweepSettings.load(exp))
+    The trial's config is read back from its checkpoint (what it trained with), and
+    built the way the trainable built it only where no checkpoint is left.
+    """
+    from tuning.sweep_settings import SweepSettings
+
+    settings = SweepSettings.load(exp)
     trials = load_sweep(exp.path) if trials is None else trials
     ok = trials[trials[BEST_COLUMN].astype(float).map(math.isfinite)] if len(trials) else trials
     if ok.empty:
         raise UserError(f"{exp.path}: no trial has reported a finite validation loss yet; nothing to export")
     best = ok.iloc[0]
-    space = load_space(settings["space_file"])
+    space = settings.load_space()
     searched = list(space.parameters)
-    trial = TrainConfig.from_dict(
-        {
-            **space.base_config(),
-            "len_source": settings["len_source"],
-            "len_target": settings["len_target"],
-            "max_epochs": settings["max_epochs"],
-            **{k: best[k] for k in searched if k in best},
-        },
-        source=f"{exp.path} best trial",
+    trial = saved_trial_config(best["logdir"]) or trial_config(
+        {k: best[k] for k in searched if k in best}, settings, space, source=f"{exp.path} best trial"
     )
+    # The sweep's own run settings (a trial's threads, no engine checkpoints) are not the model's.
+    trial = trial.replace(num_threads=DEFAULTS.num_threads, save_checkpoints=DEFAULTS.save_checkpoints)
     config = final_config(trial, searched)
     defaults = ok[ok["is_default"]]
     return {
@@ -76,9 +71,16 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         "metrics": {k: _plain(best[k]) for k in _METRIC_KEYS},
         "defaults_metrics": {k: _plain(defaults.iloc[0][k]) for k in _METRIC_KEYS} if len(defaults) else None,
         "checkpoint": _latest_checkpoint(best["logdir"]),
-        "data": settings["data"] or "synthetic (embedded default)",
+        "data": settings.data_label,
         # what `tuning.train --config` reads when it is given no --data
-        "data_options": {k: settings[k] for k in DATA_OPTIONS},
+        "data_options": {
+            "data": settings.data,
+            "zero_is_missing": settings.zero_is_missing,
+            "freq": settings.freq,
+            "start": settings.start,
+            "columns": settings.columns,
+            "exclude_columns": settings.exclude_columns,
+        },  # fmt: skip
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

@@ -1,15 +1,21 @@
-"""``python -m tuning.search``: an ASHA + Optuna sweep over training settings.
+"""Sweeps: ``run_sweep`` from Python, ``python -m tuning.search`` (``tuning-search``) from a shell.
 
-With no arguments it runs ``search_spaces/default.yaml`` on the embedded data set
-and prints the best config beside the documented defaults. ``--resume`` continues
-an interrupted sweep; ``--address`` runs the same sweep on an existing Ray cluster
-(``--storage-path`` must then be storage every node can reach).
+:func:`run_sweep` runs an ASHA + Optuna sweep over a search space (a file, a name in
+``search_spaces/``, a :class:`SearchSpace` or a dict) on data (a file, a DataFrame, an
+array, a :class:`TrafficSeries`, prepared data, or the embedded data set) and
+returns a :class:`~tuning.results.SweepResult`. :func:`resume_sweep` continues an
+interrupted sweep, or extends a finished one to more trials. ``warm_start=`` seeds a
+new sweep's searcher with an earlier sweep's trials (:mod:`tuning.warm_start`).
+
+The command line is a thin layer over them: flags in, the function, the summary out.
+With no arguments it runs ``search_spaces/default.yaml`` on the embedded data set;
+``--address`` runs the same sweep on an existing Ray cluster (``--storage-path`` must
+then be storage every node can reach).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import pickletools
@@ -17,19 +23,23 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tuning import storage
 from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
-from tuning.config import TrainConfig
 from tuning.data import PreparedData
 from tuning.errors import UserError
 from tuning.logs import configure_logging, quiet_libraries
 from tuning.metrics import METRIC, MODE
-from tuning.spaces import SearchSpace, find_space, load_space
+from tuning.results import SweepResult
+from tuning.spaces import SearchSpace, SpaceLike, as_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
+from tuning.sweep_data import DataLike, SweepData, prepare, resolve_data, save_series
+from tuning.sweep_settings import SPACE_COPY, SweepSettings
+from tuning.trials import trial_config
+from tuning.warm_start import DEFAULT_TOP, WarmStart
+
+__all__ = ["SweepResult", "SweepSettings", "main", "resume_sweep", "run_sweep"]
 
 MODULE = "tuning.search"
 log = logging.getLogger("tuning.search")
@@ -87,99 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the TPE sampler (default: %(default)s)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name in --storage-path")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep --name in --storage-path: an interrupted one, or a finished one with a larger "
+                        "--num-samples (the trials run so far are kept)")  # fmt: skip
+    p.add_argument("--warm-start", metavar="NAME", default=None,
+                   help="seed the searcher with the trials of the earlier sweep NAME (in --storage-path, or a folder path); "
+                        "the earlier sweep is only read")  # fmt: skip
+    p.add_argument("--warm-start-top", type=positive_int, default=None, metavar="K",
+                   help=f"run the earlier sweep's K best configs first (default: {DEFAULT_TOP} when the space changed, "
+                        "else none: every earlier trial is known to the searcher already)")  # fmt: skip
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     add_data_arguments(p)
     return p
-
-
-@dataclass(frozen=True)
-class SweepSettings:
-    """What a sweep needs to start or resume; saved as ``sweep/sweep.json``."""
-
-    space_file: str
-    data: str | None
-    len_source: int
-    len_target: int
-    zero_is_missing: bool
-    freq: str | None
-    start: str | None
-    num_samples: int
-    max_epochs: int
-    grace_period: int
-    reduction_factor: int
-    cpus_per_trial: int
-    gpus_per_trial: float
-    max_concurrent: int | None
-    seed: int
-    columns: tuple[str, ...] | None = None
-    exclude_columns: tuple[str, ...] | None = None
-
-    @classmethod
-    def load(cls, exp: Experiment) -> SweepSettings:
-        """The settings saved in ``sweep/sweep.json``, refusing a file this version did not write.
-
-        Keys added since a sweep was started take their defaults; an unknown key, a
-        missing one or a value of the wrong type is one line naming the file and the key.
-        """
-        doc = storage.read_sweep_settings(exp)
-        path = exp.file(SWEEP_FILE)
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(k for k in doc if k not in known)
-        if unknown:
-            raise UserError(f"{path} holds unknown setting(s) {unknown}; remove them or restore the file from a backup")
-        missing = sorted(k for k, f in known.items() if k not in doc and f.default is MISSING)
-        if missing:
-            raise UserError(f"{path} lacks the setting(s) {missing}; restore the file from a backup")
-        values: dict[str, Any] = {}
-        for key, value in doc.items():
-            kind = str(known[key].type)
-            if isinstance(value, list) and kind.startswith("tuple[str"):
-                value = tuple(value)
-            if not _has_type(value, kind):
-                raise UserError(f"{path}: setting {key!r} must be {kind}, got {value!r}; restore the file from a backup")
-            values[key] = value
-        return cls(**values)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, space: SearchSpace) -> SweepSettings:
-        budget = space.budget.replace(
-            num_samples=args.num_samples, max_epochs=args.max_epochs,
-            grace_period=args.grace_period, reduction_factor=args.reduction_factor,
-        )  # fmt: skip
-        if args.reduction_factor is not None and args.reduction_factor < 2:
-            raise UserError(f"--reduction-factor must be >= 2, got {args.reduction_factor}")
-        budget.validate("flags")
-        defaults = TrainConfig()
-        return cls(
-            space_file=str(Path(space.source).resolve()),
-            data=str(Path(args.data).resolve()) if args.data and not storage.is_uri(args.data) else args.data,
-            len_source=args.len_source or defaults.len_source,
-            len_target=args.len_target or defaults.len_target,
-            zero_is_missing=args.zero_is_missing,
-            freq=args.freq,
-            start=args.start,
-            num_samples=budget.num_samples,
-            max_epochs=budget.max_epochs,
-            grace_period=budget.grace_period,
-            reduction_factor=budget.reduction_factor,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            max_concurrent=args.max_concurrent,
-            seed=args.seed,
-            columns=args.columns,
-            exclude_columns=args.exclude_columns,
-        )
-
-
-def _has_type(value: Any, kind: str) -> bool:
-    """Whether a JSON value fits a SweepSettings annotation such as ``int | None``."""
-    checks = {"str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool),
-              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "None": lambda v: v is None,
-              "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}  # fmt: skip
-    return any(checks[part.strip()](value) for part in kind.split("|"))
 
 
 def default_name(space: SearchSpace) -> str:
@@ -223,22 +152,11 @@ def check_resources(settings: SweepSettings) -> None:
         )
 
 
-def load_sweep_data(settings: SweepSettings, space: SearchSpace) -> PreparedData:
-    """Read and window the sweep's data once, before anything is written."""
-    from tuning.data import prepare_data
-    from tuning.train import load_data_arg
-
-    series = load_data_arg(
-        settings.data, zero_is_missing=settings.zero_is_missing, freq=settings.freq, start=settings.start,
-        columns=settings.columns, exclude_columns=settings.exclude_columns,
-    )  # fmt: skip
-    data = prepare_data(series, settings.len_source, settings.len_target)
-    TrainConfig.from_dict({**_base_config(settings, space), **space.first_point()}, source=space.source)
+def load_sweep_data(settings: SweepSettings, space: SearchSpace, given: SweepData | None = None) -> PreparedData:
+    """Read (or take) and window the sweep's data once, and check the first trial's config, before anything is written."""
+    data = prepare(settings, given)
+    trial_config(space.first_point(), settings, space, source=space.source)
     return data
-
-
-def _base_config(settings: SweepSettings, space: SearchSpace) -> dict[str, Any]:
-    return {**space.base_config(), "len_source": settings.len_source, "len_target": settings.len_target}
 
 
 def _resume_command(exp: Experiment) -> str:
@@ -257,19 +175,20 @@ def _fault_injection() -> list[Any]:
     return [KillAfterTrials()]
 
 
-def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, data: PreparedData, *, restore: bool) -> Any:
-    """A new Tuner for the sweep, or the interrupted one restored from storage."""
-    import optuna
+def build_tuner(
+    settings: SweepSettings, space: SearchSpace, exp: Experiment, data: PreparedData, *, restore: bool,
+    warm: WarmStart | None = None,
+) -> Any:  # fmt: skip
+    """A new Tuner for the sweep (warm-started from ``warm``), or the interrupted one restored from storage."""
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from tuning.asha import PersistentASHA
     from tuning.reporter import SweepReporter
+    from tuning.searcher import build_searcher
     from tuning.trainable import make_trainable
 
-    base = _base_config(settings, space)
     trainable = tune.with_resources(
-        make_trainable(data, base, settings.max_epochs),
+        make_trainable(data, settings, space),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
     if restore:
@@ -281,14 +200,6 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
 
     cpus = ray.cluster_resources().get("CPU", 1)
     max_concurrent = settings.max_concurrent or max(1, int(cpus // settings.cpus_per_trial))
-    searcher = OptunaSearch(
-        metric=METRIC,
-        mode=MODE,
-        points_to_evaluate=[space.first_point()],
-        study_name=exp.name,
-        # The seed lives in the sampler only: OptunaSearch ignores its own seed when given a sampler.
-        sampler=optuna.samplers.TPESampler(seed=settings.seed, multivariate=True),
-    )
     scheduler = PersistentASHA(
         state_path=exp.file(ASHA_FILE),
         time_attr="epoch",
@@ -298,11 +209,11 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
     )
     return tune.Tuner(
         trainable,
-        param_space=space.param_space(),
         tune_config=tune.TuneConfig(
             metric=METRIC,
             mode=MODE,
-            search_alg=searcher,
+            # The space travels as Optuna distributions inside the searcher (for warm starts).
+            search_alg=build_searcher(space, seed=settings.seed, study_name=exp.name, warm=warm),
             scheduler=scheduler,
             num_samples=settings.num_samples,
             # Without it OptunaSearch keeps only one trial pending at a time.
@@ -330,41 +241,198 @@ def build_tuner(settings: SweepSettings, space: SearchSpace, exp: Experiment, da
     )
 
 
-# Flags whose values a resumed sweep takes from sweep.json instead.
-_SETTING_FLAGS = ("data", "len_source", "len_target", "zero_is_missing", "freq", "start", "columns", "exclude_columns",
-                  "num_samples", "max_epochs", "grace_period", "reduction_factor", "max_concurrent")  # fmt: skip
+def run_sweep(
+    space: SpaceLike = "default",
+    data: DataLike = None,
+    *,
+    name: str | None = None,
+    storage_path: str | os.PathLike[str] = DEFAULT_STORAGE,
+    num_samples: int | None = None,
+    max_epochs: int | None = None,
+    grace_period: int | None = None,
+    reduction_factor: int | None = None,
+    len_source: int | None = None,
+    len_target: int | None = None,
+    zero_is_missing: bool = False,
+    freq: str | None = None,
+    start: str | None = None,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+    cpus_per_trial: int = 1,
+    gpus_per_trial: float = 0.0,
+    max_concurrent: int | None = None,
+    seed: int = 0,
+    warm_start: str | None = None,
+    warm_start_top: int | None = None,
+    address: str | None = None,
+) -> SweepResult:
+    """Run a new sweep and return its result; the experiment folder is ``storage_path/name``.
 
+    Args:
+        space: a space file, a name in ``search_spaces/`` ("default", "wide", "smoke"),
+            a :class:`~tuning.spaces.SearchSpace`, or a dict with the sections of a space
+            file. A space that is no file is saved as ``sweep/space.yaml``.
+        data: a ``.csv``/``.parquet``/``.npz`` file; a DataFrame, a (T, N) array or a
+            :class:`~tuning.sources.TrafficSeries` (saved as ``sweep/data.parquet`` so
+            that the sweep can resume); :class:`~tuning.data.PreparedData` (not saved: such
+            a sweep resumes only with :func:`resume_sweep` given the same data); or None
+            for the embedded data set.
+        name: the experiment's name (default: ``<space>-<date>-<time>``).
+        storage_path: a folder, or a URI every Ray node reaches.
+        num_samples, max_epochs, grace_period, reduction_factor: override the space's budget.
+        len_source, len_target: the windows (default 10 and 5; prepared data: its own).
+        zero_is_missing, freq, start, columns, exclude_columns: as the data flags of the
+            command line (freq and start for files only).
+        cpus_per_trial, gpus_per_trial, max_concurrent: trial resources and parallelism.
+        seed: the TPE sampler's seed.
+        warm_start: an earlier sweep (a name in ``storage_path``, or its folder) whose trials
+            the searcher knows from the start; it is only read.
+        warm_start_top: run the earlier sweep's best K configs first (default: 3 when
+            the space changed, else none).
+        address: a Ray cluster to join (default: ``$RAY_ADDRESS``, else a local Ray; a
+            Ray this process already started is used as it is).
 
-def _prepare_experiment(args: argparse.Namespace) -> tuple[Experiment, SweepSettings, SearchSpace, bool]:
-    """Resolve the experiment, its settings and whether to restore, before Ray starts."""
-    if args.resume:
-        if not args.name:
-            raise UserError("--resume needs the --name of the sweep to continue (see the folders in --storage-path)")
-        exp = Experiment.at(args.storage_path, args.name)
-        settings = SweepSettings.load(exp)
-        ignored = [f"--{k.replace('_', '-')}" for k in _SETTING_FLAGS if getattr(args, k) not in (None, False)]
-        if args.space or args.smoke_test or ignored:
-            log.warning("--resume continues with the settings saved in %s; ignoring the other sweep flags", exp.file(SWEEP_FILE))
-        space = load_space(settings.space_file)
-        from ray import tune
+    Returns:
+        The :class:`~tuning.results.SweepResult`; ``complete`` is False when it was
+        interrupted (continue it with :func:`resume_sweep`).
 
-        restorable = exp.is_local and any(Path(exp.path).glob("experiment_state-*.json")) or not exp.is_local
-        restorable = restorable and tune.Tuner.can_restore(exp.path)
-        if restorable and exp.is_local:
-            _check_restorable(Path(exp.path))
-        if not restorable:
-            # Killed before Tune's first snapshot: nothing ran to completion, so start over.
-            log.warning("sweep %s stopped before its first snapshot; starting it again from scratch", exp.name)
-            for part in ("tuner.pkl", ASHA_FILE):
-                if exp.exists(part) and exp.is_local:
-                    Path(exp.file(part)).unlink()
-        return exp, settings, space, restorable
-    space = load_space(find_space(args.space or ("smoke" if args.smoke_test else "default")))
-    exp = Experiment.at(args.storage_path, default_name(space) if args.name is None else args.name)
+    Raises:
+        UserError: bad input, before anything is written (one line says what and how to fix it).
+    """
+    copy_space = not isinstance(space, (str, os.PathLike))
+    resolved = as_space(space)
+    given = resolve_data(
+        data, zero_is_missing=zero_is_missing, freq=freq, start=start,
+        columns=tuple(columns) if columns is not None else None,
+        exclude_columns=tuple(exclude_columns) if exclude_columns is not None else None,
+    )  # fmt: skip
+    if given.prepared is not None:
+        len_source, len_target = len_source or given.prepared.len_source, len_target or given.prepared.len_target
+    exp = Experiment.at(storage_path, default_name(resolved) if name is None else name)
     if exp.exists():
-        raise UserError(f"experiment {exp.path} exists; continue it with --resume or choose another --name")
-    settings = SweepSettings.from_args(args, space)
-    return exp, settings, space, False
+        raise UserError(f"experiment {exp.path} exists; continue it with --resume (resume_sweep) or choose another --name")
+    earlier = _earlier_sweep(warm_start, storage_path, exp) if warm_start is not None else None
+    # Data from memory had its sensors picked and zeros masked by resolve_data already.
+    read = given.origin is None
+    settings = SweepSettings.create(
+        resolved, data=given.path, data_origin=given.origin, num_samples=num_samples, max_epochs=max_epochs,
+        grace_period=grace_period, reduction_factor=reduction_factor, len_source=len_source, len_target=len_target,
+        zero_is_missing=zero_is_missing and read, freq=freq, start=start,
+        columns=tuple(columns) if read and columns is not None else None,
+        exclude_columns=tuple(exclude_columns) if read and exclude_columns is not None else None,
+        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
+        warm_start=earlier.path if earlier else None, warm_start_top=warm_start_top,
+    )  # fmt: skip
+    # Everything that can fail on bad input fails before the experiment folder exists.
+    prepared = load_sweep_data(settings, resolved, given)
+    warm = _plan_warm_start(settings, resolved)
+    _start_ray(address, settings)
+    if given.series is not None:
+        settings = settings.replace(data=save_series(given.series, exp))
+    if copy_space:
+        from tuning import storage
+
+        storage.write_text(exp.file(SPACE_COPY), resolved.to_yaml())
+        settings = settings.replace(space_file=exp.file(SPACE_COPY))
+    settings.save(exp)
+    return _fit(exp, settings, resolved, prepared, restore=False, warm=warm)
+
+
+def resume_sweep(
+    name: str,
+    *,
+    storage_path: str | os.PathLike[str] = DEFAULT_STORAGE,
+    num_samples: int | None = None,
+    data: DataLike = None,
+    address: str | None = None,
+) -> SweepResult:
+    """Continue the sweep ``name`` with the settings it saved; trials that finished are kept.
+
+    Args:
+        name: the experiment's name in ``storage_path``.
+        num_samples: more trials than the sweep had: a finished sweep runs the extra ones
+            (its trials so far are not run again). Fewer are ignored with a warning.
+        data: only for a sweep started from prepared data, which is not saved: the same data.
+        address: a Ray cluster to join, as in :func:`run_sweep`.
+    """
+    exp = Experiment.at(storage_path, name)
+    settings = SweepSettings.load(exp)
+    given = None
+    if settings.data_in_memory_only:
+        if data is None:
+            raise UserError(
+                f"sweep {name} was started from Python with {settings.data_origin}, which was not saved; resume it from "
+                f"Python with the same data: tuning.search.resume_sweep({name!r}, storage_path={exp.storage_path!r}, data=...)"
+            )
+        given = resolve_data(data)
+    elif data is not None:
+        raise UserError(f"sweep {name} reads its data from {settings.data_label} when it resumes; leave data out")
+    space = settings.load_space()
+    grow = num_samples is not None and num_samples > settings.num_samples
+    if num_samples is not None and not grow:
+        log.warning(
+            "--num-samples %d is not more than the %d trials of sweep %s; a sweep can only grow, so it is ignored",
+            num_samples, settings.num_samples, name,
+        )  # fmt: skip
+    restore = _restorable(exp)
+    prepared = load_sweep_data(settings, space, given)
+    warm = None if restore else _plan_warm_start(settings, space)
+    if grow:
+        assert num_samples is not None
+        log.info("sweep %s grows from %d to %d trials; the ones run so far are kept", name, settings.num_samples, num_samples)
+        settings = settings.replace(num_samples=num_samples)
+    _start_ray(address, settings)
+    if grow:
+        settings.save(exp)
+    return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
+
+
+def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str], new: Experiment) -> Experiment:
+    """The experiment ``--warm-start`` names: a sweep in ``storage_path``, or a folder."""
+    if os.sep in warm_start or "://" in warm_start or Path(warm_start).is_dir():
+        folder = warm_start.rstrip("/")
+        parent, _, leaf = folder.rpartition("/")
+        earlier = Experiment.at(parent or ".", leaf)
+    else:
+        earlier = Experiment.at(storage_path, warm_start)
+    if earlier.path == new.path:
+        raise UserError(f"--warm-start names the new sweep itself ({new.path}); name an earlier one")
+    if not earlier.exists(SWEEP_FILE):
+        raise UserError(
+            f"--warm-start {warm_start}: no sweep in {earlier.path} (no {SWEEP_FILE}); check the name or give its folder"
+        )
+    return earlier
+
+
+def _plan_warm_start(settings: SweepSettings, space: SearchSpace) -> WarmStart | None:
+    """What the new searcher learns from the earlier sweep settings.warm_start names; its notes logged."""
+    if settings.warm_start is None:
+        return None
+    from tuning.storage import resolve_storage_path
+    from tuning.warm_start import plan
+
+    parent, _, leaf = settings.warm_start.rpartition("/")
+    warm = plan(Experiment(resolve_storage_path(parent), leaf), space, settings, top=settings.warm_start_top)
+    for note in warm.notes:
+        log.info("%s", note)
+    return warm
+
+
+def _restorable(exp: Experiment) -> bool:
+    """Whether Tune can restore the sweep; one killed before its first snapshot starts over."""
+    from ray import tune
+
+    restorable = exp.is_local and any(Path(exp.path).glob("experiment_state-*.json")) or not exp.is_local
+    restorable = restorable and tune.Tuner.can_restore(exp.path)
+    if restorable and exp.is_local:
+        _check_restorable(Path(exp.path))
+    if not restorable:
+        # Killed before Tune's first snapshot: nothing ran to completion, so start over.
+        log.warning("sweep %s stopped before its first snapshot; starting it again from scratch", exp.name)
+        for part in ("tuner.pkl", ASHA_FILE):
+            if exp.exists(part) and exp.is_local:
+                Path(exp.file(part)).unlink()
+    return restorable
 
 
 def _check_restorable(folder: Path) -> None:
@@ -387,43 +455,42 @@ def _check_restorable(folder: Path) -> None:
     newest_snapshot(folder)
 
 
-def run_sweep(args: argparse.Namespace) -> int:
-    exp, settings, space, restore = _prepare_experiment(args)
-    # Everything that can fail on bad input fails before the experiment folder exists.
-    data = load_sweep_data(settings, space)
-    init_ray(args.address)
+def _start_ray(address: str | None, settings: SweepSettings) -> None:
+    quiet_libraries()
+    init_ray(address)
     check_resources(settings)
-    if not exp.exists(SWEEP_FILE):
-        try:
-            storage.write_text(exp.file(SWEEP_FILE), json.dumps(asdict(settings), indent=2))
-        except OSError as e:
-            raise UserError(f"cannot write {exp.file(SWEEP_FILE)}: {e.strerror or e}; pass a writable --storage-path") from e
+
+
+def _fit(
+    exp: Experiment, settings: SweepSettings, space: SearchSpace, data: PreparedData, *, restore: bool,
+    warm: WarmStart | None = None, extend: bool = False,
+) -> SweepResult:  # fmt: skip
+    """Run the Tuner to the end (or an interruption) and read the result back."""
+    # Ray's new console output prints a box per trial result; the classic
+    # reporter prints one status table every 30 s.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Snapshot the experiment (trial states, searcher) every 2 s instead of
+    # every >= 10 s: a killed sweep then loses at most a couple of seconds.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    tuner = build_tuner(settings, space, exp, data, restore=restore, warm=warm)
+    if extend and restore:
+        from tuning.searcher import extend as extend_tuner
+
+        extend_tuner(tuner, settings.num_samples)
+    print(
+        f"sweep {exp.name}: {settings.num_samples} trials of up to {settings.max_epochs} epochs ({space.source}); results in {exp.path}"
+    )
     try:
-        tuner = build_tuner(settings, space, exp, data, restore=restore)
-        print(
-            f"sweep {exp.name}: {settings.num_samples} trials of up to {settings.max_epochs} epochs ({space.source}); results in {exp.path}"
-        )
         tuner.fit()
     except KeyboardInterrupt:
         print(f"interrupted; resume with:\n  {_resume_command(exp)}", file=sys.stderr)
         raise
+    result = SweepResult.read(exp, settings, None)
+    if not result.complete:
+        return result
+    from tuning.export import export_best
 
-    from tuning.analysis import compare_with_defaults, load_curves, load_sweep
-    from tuning.export import export_best, format_summary
-
-    trials = load_sweep(exp.path)
-    finished = int(trials["finished"].sum()) if len(trials) else 0
-    if finished < settings.num_samples:
-        print(
-            f"sweep interrupted with {finished}/{settings.num_samples} trials finished; resume with:\n  {_resume_command(exp)}",
-            file=sys.stderr,
-        )
-        return 130
-    best = export_best(exp, trials=trials)
-    print(format_summary(best, compare_with_defaults(trials, load_curves(exp.path))))
-    print(f"results: {exp.path}  (best config: {exp.file(BEST_FILE)})")
-    print(next_steps(exp))
-    return 0
+    return SweepResult.read(exp, settings, export_best(exp, trials=result.trials))
 
 
 def next_steps(exp: Experiment) -> str:
@@ -438,19 +505,59 @@ def next_steps(exp: Experiment) -> str:
     ])  # fmt: skip
 
 
+# What a resumed sweep still takes from the command line; it reads the rest from sweep.json.
+_RESUME_FLAGS = ("name", "storage_path", "resume", "num_samples", "address", "debug")
+
+
+def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The flags given with --resume that the resumed sweep does not use."""
+    defaults = vars(parser.parse_args([]))
+    return [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in _RESUME_FLAGS and v != defaults[k]]
+
+
+def report(result: SweepResult) -> int:
+    """Print the end of a sweep; the exit status (130: interrupted)."""
+    finished = int(result.trials["finished"].sum()) if len(result.trials) else 0
+    if not result.complete:
+        print(
+            f"sweep interrupted with {finished}/{result.settings.num_samples} trials finished; resume with:\n  "
+            f"{_resume_command(result.experiment)}",
+            file=sys.stderr,
+        )
+        return 130
+    print(result.summary())
+    print(f"results: {result.path}  (best config: {result.experiment.file(BEST_FILE)})")
+    print(next_steps(result.experiment))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     def body() -> int:
         configure_logging()
-        quiet_libraries()
-        # Ray's new console output prints a box per trial result; the classic
-        # reporter prints one status table every 30 s.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        # Snapshot the experiment (trial states, searcher) every 2 s instead of
-        # every >= 10 s: a killed sweep then loses at most a couple of seconds.
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-        return run_sweep(args)
+        if args.resume:
+            if not args.name:
+                raise UserError("--resume needs the --name of the sweep to continue (see the folders in --storage-path)")
+            ignored = _ignored_on_resume(parser, args)
+            if ignored:
+                log.warning(
+                    "--resume continues with the settings saved in %s; ignoring %s",
+                    Experiment.at(args.storage_path, args.name).file(SWEEP_FILE), " ".join(ignored),
+                )  # fmt: skip
+            result = resume_sweep(args.name, storage_path=args.storage_path, num_samples=args.num_samples, address=args.address)
+        else:
+            result = run_sweep(
+                args.space or ("smoke" if args.smoke_test else "default"), args.data, name=args.name,
+                storage_path=args.storage_path, num_samples=args.num_samples, max_epochs=args.max_epochs,
+                grace_period=args.grace_period, reduction_factor=args.reduction_factor, len_source=args.len_source,
+                len_target=args.len_target, zero_is_missing=args.zero_is_missing, freq=args.freq, start=args.start,
+                columns=args.columns, exclude_columns=args.exclude_columns, cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
+                warm_start=args.warm_start, warm_start_top=args.warm_start_top, address=args.address,
+            )  # fmt: skip
+        return report(result)
 
     return run_main(body, prog=prog_name(MODULE), debug=args.debug)
 

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 
@@ -126,6 +128,17 @@ class Param:
         assert self.low is not None and self.high is not None
         return self.low <= value <= self.high
 
+    def to_dict(self) -> dict[str, Any]:
+        """The parameter as a space file writes it."""
+        if self.distribution == "choice":
+            return {"distribution": "choice", "values": list(self.values)}
+        spec: dict[str, Any] = {"distribution": self.distribution, "low": self.low, "high": self.high}
+        if self.distribution == "int":
+            spec.update(low=int(self.low or 0), high=int(self.high or 0))
+            if self.log:
+                spec["log"] = True
+        return spec
+
     def describe(self) -> str:
         if self.distribution == "choice":
             return f"choice {list(self.values)}"
@@ -156,6 +169,33 @@ class SearchSpace:
         """The fixed fields every trial shares."""
         return dict(self.fixed)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The space as the sections of a space file: ``space_from_dict(space.to_dict())`` gives it back."""
+        return {
+            "description": self.description,
+            "parameters": {name: p.to_dict() for name, p in self.parameters.items()},
+            "fixed": dict(self.fixed),
+            "budget": dict(self.budget.__dict__),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+SpaceLike = Union[str, "os.PathLike[str]", SearchSpace, Mapping[str, Any]]  # noqa: UP007
+"""What :func:`as_space` takes: a file or a name in ``search_spaces/``, a space, or a mapping like a space file."""
+
+
+def as_space(space: SpaceLike) -> SearchSpace:
+    """A :class:`SearchSpace` from any :data:`SpaceLike`, validated as a space file would be."""
+    if isinstance(space, SearchSpace):
+        return space_from_dict(space.to_dict(), space.source, name=space.name)
+    if isinstance(space, Mapping):
+        return space_from_dict(dict(space), "search space (dict)", name="space")
+    if isinstance(space, (str, os.PathLike)):
+        return load_space(find_space(os.fspath(space)))
+    raise SpaceError(f"a search space must be a file, a space name, a SearchSpace or a dict, got {type(space).__name__}")
+
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a space file.
@@ -170,13 +210,30 @@ def load_space(path: str | Path) -> SearchSpace:
     if not path.is_file():
         raise SpaceError(f"search-space file not found: {src}; pass --space with a .yaml file (see search_spaces/)")
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise SpaceError(f"cannot read search-space file {src}: {e}; it must be a UTF-8 YAML text file") from e
+    return parse_space(text, src, name=path.stem)
+
+
+def parse_space(text: str, source: str, *, name: str) -> SearchSpace:
+    """A space from the text of a YAML space file (``source`` names it in errors)."""
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1})" if where is not None else ""
-        raise SpaceError(f"{src}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from e
+        raise SpaceError(f"{source}: not valid YAML{at}: {getattr(e, 'problem', None) or e}") from e
+    return space_from_dict(doc, source, name=name)
+
+
+def space_from_dict(doc: Any, source: str, *, name: str) -> SearchSpace:
+    """A space from a mapping with the sections of a space file, validated the same way.
+
+    Raises:
+        SpaceError: as :func:`load_space`, naming ``source``.
+    """
+    src = source
     if not isinstance(doc, dict):
         raise SpaceError(f"{src}: must be a mapping with a 'parameters' section, got {type(doc).__name__}")
     unknown = [k for k in doc if k not in SECTIONS]
@@ -213,7 +270,7 @@ def load_space(path: str | Path) -> SearchSpace:
     budget = Budget(**budget_doc)
     budget.validate(src)
 
-    space = SearchSpace(path.stem, src, str(doc.get("description") or ""), parameters, fixed, budget)
+    space = SearchSpace(name, src, str(doc.get("description") or ""), parameters, fixed, budget)
     defaults = TrainConfig().to_dict()
     for name, p in parameters.items():
         if not p.contains(defaults[name]):

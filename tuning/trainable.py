@@ -26,6 +26,9 @@ from tuning.config import TrainConfig
 from tuning.data import PreparedData
 from tuning.engine import BEST_KEY, TrainingDivergedError, TrainingRun
 from tuning.metrics import METRIC
+from tuning.spaces import SearchSpace
+from tuning.sweep_settings import SweepSettings
+from tuning.trials import trial_config
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +39,6 @@ REPORTED_METRICS = (
 )  # fmt: skip
 DIVERGED_LOSS = float("inf")
 """The value a diverged trial reports: the worst possible, so the searcher avoids its region."""
-
-
-def trial_config(tune_config: dict[str, Any], base: dict[str, Any], *, max_epochs: int, num_threads: int) -> TrainConfig:
-    """The one boundary where Tune's config dict becomes a :class:`TrainConfig`.
-
-    ``base`` holds the sweep's fixed fields; Tune's sampled values override them.
-    Checkpoints go through Tune, not to disk, so the engine's own are off.
-    """
-    values = {**base, **tune_config, "max_epochs": max_epochs, "num_threads": num_threads, "save_checkpoints": False}
-    return TrainConfig.from_dict(values, source="trial config")
 
 
 def _trial_cpus() -> int:
@@ -102,23 +95,24 @@ def restore_run(config: TrainConfig, data: PreparedData, checkpoint: tune.Checkp
     return TrainingRun(config, data)
 
 
-def make_trainable(data: PreparedData, base: dict[str, Any], max_epochs: int) -> Callable[[dict[str, Any]], None]:
+def make_trainable(data: PreparedData, settings: SweepSettings, space: SearchSpace) -> Callable[[dict[str, Any]], None]:
     """The function Tune runs per trial, with the data put into the object store once.
 
     Args:
         data: prepared windows, shared by all trials through Ray's object store.
-        base: fixed config fields of the sweep.
-        max_epochs: the epoch budget (ASHA's ``max_t``).
+        settings: the sweep's settings (windows, epoch budget).
+        space: the sweep's space (its fixed fields).
     """
-    return tune.with_parameters(train_trial, data=data, base=base, max_epochs=max_epochs)
+    return tune.with_parameters(train_trial, data=data, settings=settings, space=space)
 
 
-def train_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any], max_epochs: int) -> None:
+def train_trial(config: dict[str, Any], data: PreparedData, settings: SweepSettings, space: SearchSpace) -> None:
     """Train one trial, reporting every epoch; a diverged trial reports and ends."""
     # One "Checkpoint successfully created" INFO line per epoch per trial drowns the status table.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     threads = _trial_cpus()
-    cfg = trial_config(config, base, max_epochs=max_epochs, num_threads=threads)
+    # The one place a trial's config is built (tuning.trials); every checkpoint keeps it.
+    cfg = trial_config(config, settings, space, num_threads=threads)
     run = restore_run(cfg, data, tune.get_checkpoint())
     while not run.finished:
         try:
