@@ -54,7 +54,9 @@ def test_a_space_from_a_dict_or_an_object_matches_the_file(tmp_path: Path) -> No
     assert as_space(from_file).parameters == from_file.parameters
     (tmp_path / "s.yaml").write_text(from_file.to_yaml())
     assert load_space(tmp_path / "s.yaml").parameters == from_file.parameters
-    with pytest.raises(UserError, match="search space \\(dict\\): parameter 'lr' is not a config field \\(did you mean 'learning_rate'"):
+    with pytest.raises(
+        UserError, match="search space \\(dict\\): parameter 'lr' is not a config field \\(did you mean 'learning_rate'"
+    ):
         as_space({"parameters": {"lr": {"distribution": "uniform", "low": 0, "high": 1}}})
 
 
@@ -74,7 +76,10 @@ def test_data_from_memory_is_saved_so_that_it_reads_back_identical(tmp_path: Pat
     # the array and the series forms too (no timestamps: none saved)
     array = resolve_data(frame.to_numpy())
     assert array.origin == "numpy array (1152, 3)"
-    assert array.series is not None and fingerprint(load_series(save_series(array.series, exp) or "")).sha256 == fingerprint(array.series).sha256
+    assert (
+        array.series is not None
+        and fingerprint(load_series(save_series(array.series, exp) or "")).sha256 == fingerprint(array.series).sha256
+    )
 
 
 @pytest.mark.parametrize(

@@ -311,7 +311,7 @@ def run_sweep(
     exp = Experiment.at(storage_path, default_name(resolved) if name is None else name)
     if exp.exists():
         raise UserError(f"experiment {exp.path} exists; continue it with --resume (resume_sweep) or choose another --name")
-    earlier = _earlier_sweep(warm_start, storage_path, exp) if warm_start is not None else None
+    earlier = _earlier_sweep(warm_start, storage_path) if warm_start is not None else None
     # Data from memory had its sensors picked and zeros masked by resolve_data already.
     read = given.origin is None
     settings = SweepSettings.create(
@@ -387,16 +387,14 @@ def resume_sweep(
     return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
 
 
-def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str], new: Experiment) -> Experiment:
+def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str]) -> Experiment:
     """The experiment ``--warm-start`` names: a sweep in ``storage_path``, or a folder."""
-    if os.sep in warm_start or "://" in warm_start or Path(warm_start).is_dir():
+    if "/" in warm_start or os.sep in warm_start:  # a folder (or URI), else a name in storage_path
         folder = warm_start.rstrip("/")
         parent, _, leaf = folder.rpartition("/")
         earlier = Experiment.at(parent or ".", leaf)
     else:
         earlier = Experiment.at(storage_path, warm_start)
-    if earlier.path == new.path:
-        raise UserError(f"--warm-start names the new sweep itself ({new.path}); name an earlier one")
     if not earlier.exists(SWEEP_FILE):
         raise UserError(
             f"--warm-start {warm_start}: no sweep in {earlier.path} (no {SWEEP_FILE}); check the name or give its folder"
