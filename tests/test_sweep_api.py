@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tuning import search
+from tuning import search, train
 from tuning.config import TrainConfig
 from tuning.data import prepare_data
 from tuning.errors import UserError
@@ -214,7 +214,9 @@ def test_a_finished_sweep_grows_with_resume_and_more_samples(
 
 
 @pytest.mark.slow
-def test_a_sweep_on_prepared_data_resumes_with_the_data_given_again(ray_cluster: str, tmp_path: Path) -> None:
+def test_a_sweep_on_prepared_data_resumes_with_the_data_given_again(
+    ray_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     prepared = prepare_data(synthetic_traffic(num_sensors=2, num_days=3, seed=2), 8, 3)
     space = {**SPACE, "budget": {"num_samples": 1, "max_epochs": 1, "grace_period": 1, "reduction_factor": 2}}
     first = search.run_sweep(space, prepared, name="prep", storage_path=tmp_path)
@@ -223,3 +225,10 @@ def test_a_sweep_on_prepared_data_resumes_with_the_data_given_again(ray_cluster:
     assert first.settings.data_in_memory_only
     more = search.resume_sweep("prep", storage_path=tmp_path, data=prepared, num_samples=2)
     assert more.complete and len(more.trials) == 2
+    # retraining the best config needs the data named: the embedded data set must not stand in for it
+    argv = ["--config", str(tmp_path / "prep" / "best_config.json"), "--max-epochs", "1", "--output", str(tmp_path / "final")]
+    assert train.main(argv) == 2
+    assert (
+        "the sweep ran on PreparedData 'synthetic(seed=2)', which it could not save; pass that data with --data"
+        in capsys.readouterr().err
+    )

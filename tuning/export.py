@@ -80,7 +80,9 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
             "start": settings.start,
             "columns": settings.columns,
             "exclude_columns": settings.exclude_columns,
-        },  # fmt: skip
+            # data from memory that could not be saved: tuning.train then needs --data
+            "unsaved": settings.data_origin if settings.data_in_memory_only else None,
+        },
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tuning import storage
 from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
 from tuning.data import PreparedData
 from tuning.errors import UserError
@@ -330,8 +331,6 @@ def run_sweep(
     if given.series is not None:
         settings = settings.replace(data=save_series(given.series, exp))
     if copy_space:
-        from tuning import storage
-
         storage.write_text(exp.file(SPACE_COPY), resolved.to_yaml())
         settings = settings.replace(space_file=exp.file(SPACE_COPY))
     settings.save(exp)
@@ -367,6 +366,8 @@ def resume_sweep(
         given = resolve_data(data)
     elif data is not None:
         raise UserError(f"sweep {name} reads its data from {settings.data_label} when it resumes; leave data out")
+    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
+        raise UserError(f"--num-samples must be a whole number >= 1, got {num_samples!r}")
     space = settings.load_space()
     grow = num_samples is not None and num_samples > settings.num_samples
     if num_samples is not None and not grow:

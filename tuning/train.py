@@ -97,8 +97,13 @@ def load_data_arg(
     )
 
 
-def sweep_data_options(config_file: str) -> dict[str, Any]:
-    """The data flags saved in a best-config export (``data_options``); empty otherwise."""
+def sweep_data_options(config_file: str, *, data_given: bool = False) -> dict[str, Any]:
+    """The data flags saved in a best-config export (``data_options``); empty otherwise.
+
+    Raises:
+        UserError: the sweep ran on data from memory that it could not save, and no
+            ``--data`` is given (the embedded data set would silently take its place).
+    """
     try:
         doc = json.loads(Path(config_file).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -106,6 +111,10 @@ def sweep_data_options(config_file: str) -> dict[str, Any]:
     options = doc.get("data_options") if isinstance(doc, dict) else None
     if not isinstance(options, dict):
         return {}
+    if options.get("unsaved") and not data_given:
+        raise UserError(
+            f"{config_file}: the sweep ran on {options['unsaved']}, which it could not save; pass that data with --data FILE"
+        )
     return {"path": options.get("data"), "zero_is_missing": bool(options.get("zero_is_missing")),
             "freq": options.get("freq"), "start": options.get("start"),
             "columns": _names(options.get("columns")), "exclude_columns": _names(options.get("exclude_columns"))}  # fmt: skip
@@ -165,7 +174,7 @@ def resolve_data_args(args: argparse.Namespace, saved: dict[str, Any] | None) ->
         options.update({k: saved["data"].get(k, v) for k, v in options.items()})
     elif args.config:
         # A sweep's best_config.json remembers the data it was searched on.
-        options.update(sweep_data_options(args.config))
+        options.update(sweep_data_options(args.config, data_given=args.data is not None))
     given = {"path": args.data, "zero_is_missing": args.zero_is_missing or None, "freq": args.freq, "start": args.start}
     options.update({k: v for k, v in given.items() if v is not None})
     if args.columns is not None or args.exclude_columns is not None:  # one choice of sensors replaces the other
