@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -58,6 +59,7 @@ from tuning.model import build_model  # noqa: E402
 from tuning.optuna_study import distribution  # noqa: E402
 from tuning.sources import load_series, synthetic_traffic  # noqa: E402
 from tuning.spaces import SearchSpace, find_space, load_space  # noqa: E402
+from tuning.sweep_settings import SweepSettings  # noqa: E402
 
 ODOT = ROOT.parent / "shared" / "data" / "odot_counts" / "counts_wide_15min.csv"
 CONTENDERS = ("ours", "optuna", "random", "defaults")
@@ -260,6 +262,16 @@ def run_ours(s: Setup) -> Run:
     return run
 
 
+def trial_inputs(space: SearchSpace, data: PreparedData, epochs: int, **fixed: Any) -> tuple[SweepSettings, SearchSpace]:
+    """What ``tuning.trainable.make_trainable`` takes, for trials run outside ``tuning.search``:
+    the sweep's settings (windows, epoch budget) and its space with ``fixed`` added."""
+    space = dataclasses.replace(space, fixed={**space.fixed, **fixed})
+    settings = SweepSettings.create(
+        space, max_epochs=epochs, grace_period=1, len_source=data.len_source, len_target=data.len_target
+    )
+    return settings, space
+
+
 def run_random(s: Setup) -> Run:
     """Random search on Ray Tune, every trial to the full budget, the project's trainable."""
     import ray
@@ -271,14 +283,14 @@ def run_random(s: Setup) -> Run:
     run = Run(s.data_name, "random", s.seed, trials=s.trials)
     name = f"random-{s.data_name}-{s.seed}"
     # Patience as long as the budget: nothing ends a trial early.
-    base = {**s.base(), "early_stop_patience": s.epochs}
+    settings, space = trial_inputs(s.space, s.data, s.epochs, **s.base(), early_stop_patience=s.epochs)
     first: dict[str, float] = {}
     with load_window(run):
         t0 = time.perf_counter()
         start_ray(s.cpus)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         tuner = tune.Tuner(
-            tune.with_resources(make_trainable(s.data, base, s.epochs), {"cpu": 1}),
+            tune.with_resources(make_trainable(s.data, settings, space), {"cpu": 1}),
             param_space=s.space.param_space(),
             tune_config=tune.TuneConfig(
                 metric=METRIC, mode="min", search_alg=BasicVariantGenerator(random_state=s.seed),
@@ -400,11 +412,13 @@ def probe_epoch_inside_trial(data: PreparedData, work: Path, cpus: int, epochs: 
         times = [b - a for a, b in zip([start, *stamps], stamps)]
         return times[1:]
 
+    settings, space = trial_inputs(SearchSpace("probe", "probe", "", {}), data, epochs, early_stop_patience=epochs)
+
     def inside() -> list[float]:
         events: list[Event] = []
         start_ray(cpus)
         tuner = tune.Tuner(
-            tune.with_resources(make_trainable(data, {"early_stop_patience": epochs}, epochs), {"cpu": cpus}),
+            tune.with_resources(make_trainable(data, settings, space), {"cpu": cpus}),
             param_space={},
             tune_config=tune.TuneConfig(num_samples=1),
             run_config=tune.RunConfig(name=f"inside-{time.time()}", storage_path=str(work), verbose=0,
