@@ -40,7 +40,7 @@ SPACE = """
 parameters:
   learning_rate: {distribution: loguniform, low: 1.0e-4, high: 1.0e-2}
   dropout_rate:  {distribution: uniform, low: 0.0, high: 0.5}
-  hidden_size:   {distribution: int, low: 8, high: 32, log: true}
+  hidden_size:   {distribution: int, low: 8, high: 64, log: true}
   batch_size:    {distribution: choice, values: [256, 1024]}
 budget: {num_samples: 6, max_epochs: 3, grace_period: 1, reduction_factor: 2}
 """
@@ -94,7 +94,7 @@ def test_the_optuna_study_matches_the_sweep(sweep: dict[str, Any]) -> None:
         assert t.distributions == {
             "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
             "dropout_rate": FloatDistribution(0.0, 0.5),
-            "hidden_size": IntDistribution(8, 32, log=True),
+            "hidden_size": IntDistribution(8, 64, log=True),
             "batch_size": CategoricalDistribution([256, 1024]),
         }
         assert t.user_attrs["is_default"] == row["is_default"]
