@@ -454,7 +454,9 @@ def summarize(runs: list[Run]) -> pd.DataFrame:
             per_seed["test_mae"].append(r.test_mae)
             rand, opt = by_key.get((data, "random", r.seed)), by_key.get((data, "optuna", r.seed))
             if rand is not None and rand.epochs:
-                per_seed["epochs_to_random_best"].append(r.epochs_to_reach(rand.best_val_mae) / rand.epochs)
+                # never reached: infinitely many epochs, so a seed that misses counts against the median
+                reached = r.epochs_to_reach(rand.best_val_mae)
+                per_seed["epochs_to_random_best"].append(reached / rand.epochs if math.isfinite(reached) else math.inf)
             if opt is not None and r.epochs and opt.epochs:
                 common = min(r.epochs, opt.epochs)
                 (mine, my_wall), (theirs, their_wall) = r.at_epochs(common), opt.at_epochs(common)
@@ -462,22 +464,25 @@ def summarize(runs: list[Run]) -> pd.DataFrame:
                 per_seed["vs_optuna_wall"].append(my_wall / their_wall)
         row: dict[str, Any] = {"data": data, "contender": contender, "seeds": len(group)}
         for key, values in per_seed.items():
-            finite = [v for v in values if math.isfinite(v)]
-            row[key] = statistics.median(finite) if finite else math.nan
-            row[f"{key}_min"] = min(finite, default=math.nan)
-            row[f"{key}_max"] = max(finite, default=math.nan)
+            known = [v for v in values if not math.isnan(v)]
+            row[key] = statistics.median(known) if known else math.nan
+            row[f"{key}_min"] = min(known, default=math.nan)
+            row[f"{key}_max"] = max(known, default=math.nan)
             if key == "epochs_to_random_best":
-                row["reached_random_best"] = f"{len(finite)}/{len(values)}"
+                row["reached_random_best"] = f"{sum(math.isfinite(v) for v in known)}/{len(values)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _spread(row: pd.Series, key: str, fmt: str) -> str:
     value, lo, hi = row[key], row[f"{key}_min"], row[f"{key}_max"]
-    if not math.isfinite(value):
+    if math.isnan(value):
         return "-"
-    text = format(value, fmt)
-    return text if lo == hi else f"{text} ({format(lo, fmt)}-{format(hi, fmt)})"
+
+    def one(v: float) -> str:
+        return "never" if v == math.inf else format(v, fmt)
+
+    return one(value) if lo == hi else f"{one(value)} ({one(lo)}-{one(hi)})"
 
 
 def format_table(summary: pd.DataFrame) -> str:
@@ -669,8 +674,10 @@ def write_runs(runs: list[Run], out: Path) -> None:
 
 def read_runs(folder: Path) -> tuple[list[Run], dict[str, float]]:
     """The runs and probes a benchmark wrote into ``folder``."""
-    table, events = pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "events.csv", dtype={"trial": str})
-    runs = []
+    runs: list[Run] = []
+    has_runs = (folder / "runs.csv").is_file()  # a --probes-only folder has none
+    table = pd.read_csv(folder / "runs.csv") if has_runs else pd.DataFrame()
+    events = pd.read_csv(folder / "events.csv", dtype={"trial": str}) if has_runs else pd.DataFrame()
     for row in table.to_dict("records"):
         mine = events[
             (events["data"] == row["data"]) & (events["contender"] == row["contender"]) & (events["seed"] == row["seed"])
