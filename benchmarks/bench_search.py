@@ -4,7 +4,7 @@ Same data, model family, search space (``search_spaces/default.yaml``), epoch bu
 seeds under each contender:
 
 * ``ours``: ``python -m tuning.search`` (ASHA + Optuna TPE on Ray Tune), run in-process
-  through ``tuning.search.main`` with a fresh local Ray, whose start and shutdown count;
+  through ``tuning.search.run_sweep`` with a fresh local Ray, whose start and shutdown count;
 * ``optuna``: plain Optuna in one process: the same seeded multivariate TPE sampler,
   Optuna's ``HyperbandPruner`` (the space's grace period and reduction factor) pruning
   on each epoch's validation MAE, trials driven epoch by epoch through
@@ -220,15 +220,12 @@ def _best_trial(events: list[Event]) -> str:
 
 
 def run_ours(s: Setup) -> Run:
-    """``python -m tuning.search`` in this process: Ray started by the sweep, shut down after it."""
+    """``tuning.search.run_sweep`` (what ``python -m tuning.search`` runs) in this process, with a fresh
+    local Ray that the sweep starts (timed) and that is shut down after it (timed)."""
     import ray
 
     run = Run(s.data_name, "ours", s.seed, trials=s.trials)
     name = f"ours-{s.data_name}-{s.seed}"
-    argv = ["--space", str(s.space_file), "--name", name, "--storage-path", str(s.work), "--seed", str(s.seed),
-            "--num-samples", str(s.trials), "--max-epochs", str(s.epochs)]  # fmt: skip
-    if s.data_path is not None:
-        argv += ["--data", str(s.data_path)]
     first: dict[str, float] = {}
     original_init, original_callbacks = search.init_ray, search._fault_injection
 
@@ -245,14 +242,17 @@ def run_ours(s: Setup) -> Run:
         search.init_ray = timed_init  # type: ignore[assignment]
         search._fault_injection = lambda: [_timeline(t0, run.events, first)]
         try:
-            status = search.main(argv)
+            result = search.run_sweep(
+                str(s.space_file), None if s.data_path is None else str(s.data_path), name=name,
+                storage_path=str(s.work), num_samples=s.trials, max_epochs=s.epochs, seed=s.seed,
+            )  # fmt: skip
         finally:
             search.init_ray, search._fault_injection = original_init, original_callbacks
         before_shutdown = time.perf_counter()
         ray.shutdown()
         end = time.perf_counter()
-    if status != 0:
-        raise RuntimeError(f"tuning.search exited with {status}")
+    if not result.complete:
+        raise RuntimeError(f"sweep {name} did not complete")
     run.wall_s = end - t0
     run.extra["shutdown_s"] = end - before_shutdown
     # first trial start: from Ray being up to the first epoch beginning inside a trial
