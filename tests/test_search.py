@@ -247,11 +247,13 @@ def _raw_epochs(logdir: Path) -> list[int]:
     return [json.loads(line)["epoch"] for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(
-    ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path
-) -> None:
-    # Snapshot at every step, so the kill point (2 trials done, one checkpointed mid-flight)
-    # is seen however fast the trials run.
+def _killed_sweep(ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path) -> dict[str, Any]:
+    """A sweep SIGKILLed (like kill -9) with 2 trials done and one checkpointed mid-flight.
+
+    Returns what it left: the resume command and environment, the mid-flight trials
+    with the epoch of their registered checkpoint, and the finished trials' epochs.
+    """
+    # Snapshot at every step, so the kill point is seen however fast the trials run.
     env = {**os.environ, FAULT_ENV: "2", "PYTHONUNBUFFERED": "1", "TUNE_GLOBAL_CHECKPOINT_S": "0"}
     common = ["--storage-path", str(tmp_path), "--name", "killed", "--address", ray_cluster]
     first = subprocess.run(
@@ -261,28 +263,57 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(
     assert first.returncode == -9, first.stderr[-2000:]  # SIGKILL, like kill -9
     exp = tmp_path / "killed"
     state = snapshot(str(exp))
-    mid_flight = {t: s.last_epoch for t, s in state.items() if s.status == "RUNNING" and s.checkpointed}
+    mid_flight = {t: s.checkpoint_epoch for t, s in state.items() if s.status == "RUNNING" and s.checkpointed}
     assert mid_flight, "the kill comes while a checkpointed trial runs"
     before = load_sweep(exp)
     done_before = before[before["finished"]]
     assert 2 <= len(done_before) < NUM_SAMPLES
     epochs_before = {t: _raw_epochs(Path(d)) for t, d in zip(done_before["trial_id"], done_before["logdir"])}
-
     env.pop(FAULT_ENV)
-    second = subprocess.run(_search_cmd(*common, "--resume"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr[-2000:]
+    resume = _search_cmd(*common, "--resume")
+    return {"exp": exp, "env": env, "resume": resume, "mid_flight": mid_flight, "epochs_before": epochs_before}
+
+
+def _assert_resumed(killed: dict[str, Any]) -> None:
+    """Every trial finished; none that had finished ran again; mid-flight ones continued from their checkpoint."""
+    exp = killed["exp"]
     after = load_sweep(exp).set_index("trial_id")
     assert len(after) == NUM_SAMPLES
     assert after["finished"].all()
-    for trial_id, epochs in epochs_before.items():
+    for trial_id, epochs in killed["epochs_before"].items():
         assert _raw_epochs(Path(after.loc[trial_id, "logdir"])) == epochs, f"finished trial {trial_id} ran again"
-    for trial_id, last_epoch in mid_flight.items():
+    for trial_id, checkpoint_epoch in killed["mid_flight"].items():
         epochs = _raw_epochs(Path(after.loc[trial_id, "logdir"]))
-        # Continued from its checkpoint: the epochs up to it were not trained again.
-        # (Epochs reported after the last snapshot may be, which costs time, not results.)
-        assert [e for e in epochs if e <= last_epoch] == list(range(1, last_epoch + 1))
-        assert max(epochs) > last_epoch or last_epoch == MAX_EPOCHS or after.loc[trial_id, "stopped_by_asha"]
+        # Continued from its registered checkpoint: the epochs up to it were not trained again.
+        # (Epochs reported after it may be, which costs time, not results.)
+        assert [e for e in epochs if e <= checkpoint_epoch] == list(range(1, checkpoint_epoch + 1))
+        assert max(epochs) > checkpoint_epoch or checkpoint_epoch == MAX_EPOCHS or after.loc[trial_id, "stopped_by_asha"]
     assert (exp / "best_config.json").is_file()
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(
+    ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path
+) -> None:
+    killed = _killed_sweep(ray_cluster, tiny_csv, space_file, tmp_path)
+    second = subprocess.run(killed["resume"], env=killed["env"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "was torn" not in second.stderr
+    _assert_resumed(killed)
+
+
+def test_killed_sweep_with_a_torn_snapshot_resumes_from_its_complete_copy(
+    ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path
+) -> None:
+    """A kill during Tune's non-atomic write of its snapshot, done on purpose: the newest is cut short."""
+    killed = _killed_sweep(ray_cluster, tiny_csv, space_file, tmp_path)
+    newest = max(killed["exp"].glob("experiment_state-*.json"))
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    assert snapshot(str(killed["exp"])) == {}  # unreadable as it is
+    second = subprocess.run(killed["resume"], env=killed["env"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    torn_lines = [line for line in second.stderr.splitlines() if "was torn" in line]
+    assert len(torn_lines) == 1 and newest.name in torn_lines[0], second.stderr[-2000:]
+    _assert_resumed(killed)
 
 
 def test_trials_larger_than_the_cluster_are_refused(

@@ -1,15 +1,18 @@
 """Fault injection for the resume tests (``TUNING_FAULT_KILL_AFTER_TRIALS=N``).
 
 The search process SIGKILLs itself, as ``kill -9`` would, once Tune's snapshot on
-storage records N finished trials and at least one trial mid-flight with a
-checkpoint: a deterministic point at which some trials are durably done and
-another must continue from its checkpoint. A module of its own so that Tune can
-pickle the callback into ``tuner.pkl`` by reference; the variable is read when the
-callback runs, so the restored copy in a resumed sweep stays quiet.
+storage records N finished trials and at least one trial mid-flight with a checkpoint
+Tune has registered: a deterministic point at which some trials are durably done and
+another must continue from its checkpoint. The kill comes between Tune's copies to
+storage, never during one (a torn file is a different fault, tested on its own). A
+module of its own so that Tune can pickle the callback into ``tuner.pkl`` by
+reference; the variable is read when the callback runs, so the restored copy in a
+resumed sweep stays quiet.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ray import cloudpickle
 from ray.tune import Callback
 
 from tuning.analysis import newest_snapshot
@@ -29,20 +33,56 @@ FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 class SnapshotTrial:
     status: str
     last_epoch: int | None
-    checkpointed: bool
+    checkpoint_epoch: int | None
+    """Epoch of the newest checkpoint Tune registered: what a resumed trial continues from.
+
+    The last result can name a newer checkpoint that Tune has not registered yet (it
+    does so once the trial's save task returns); the trial would repeat those epochs.
+    """
+
+    @property
+    def checkpointed(self) -> bool:
+        return self.checkpoint_epoch is not None
+
+
+def _checkpoint_epoch(runtime: dict[str, Any]) -> int | None:
+    """The epoch of the trial's latest registered checkpoint (Tune pickles its checkpoint manager)."""
+    blob = runtime.get("checkpoint_manager")
+    if not isinstance(blob, dict) or "value" not in blob:
+        return None
+    # Tune's own file, written by this test's sweep: Tune unpickles it the same way on restore.
+    latest = cloudpickle.loads(bytes.fromhex(blob["value"])).latest_checkpoint_result
+    return None if latest is None else latest.metrics.get("epoch")
 
 
 def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
-    """Each trial's status in the newest experiment snapshot on (local) storage."""
+    """Each trial's status in the newest experiment snapshot on (local) storage; empty while it is torn."""
     try:
         records = newest_snapshot(Path(experiment_dir))
     except (OSError, json.JSONDecodeError, UserError):
-        return {}  # being written right now
+        return {}  # half-written (a copy in flight, or a kill tore it): no decision on it
     out = {}
     for trial, runtime in records:
         last = runtime.get("last_result") or {}
-        out[trial["trial_id"]] = SnapshotTrial(trial["status"], last.get("epoch"), bool(last.get("checkpoint_dir_name")))
+        out[trial["trial_id"]] = SnapshotTrial(trial["status"], last.get("epoch"), _checkpoint_epoch(runtime))
     return out
+
+
+def _wait_for_uploads() -> None:
+    """Wait for Tune's copy of its staging folder to storage, if one is in flight.
+
+    The copy runs in a background thread of the experiment's checkpoint manager, which
+    a callback cannot reach (trials hold deep copies of the storage context, with syncers
+    of their own), so it is found among the live objects: slow, hence only at the kill point.
+    """
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    for obj in gc.get_objects():
+        if isinstance(obj, _ExperimentCheckpointManager) and obj._storage is not None:
+            try:
+                obj._storage.syncer.wait()
+            except Exception:  # a failed copy: storage holds the one before
+                pass
 
 
 class KillAfterTrials(Callback):
@@ -52,8 +92,15 @@ class KillAfterTrials(Callback):
         limit = os.environ.get(FAULT_ENV)
         if not limit or not trials:
             return
-        state = snapshot(trials[0].storage.experiment_fs_path).values()
-        finished = sum(t.status == "TERMINATED" for t in state)
-        mid_flight = any(t.status == "RUNNING" and t.checkpointed for t in state)
-        if finished >= int(limit) and mid_flight:
-            os.kill(os.getpid(), signal.SIGKILL)
+        where = trials[0].storage.experiment_fs_path
+        if _kill_point(snapshot(where), int(limit)):
+            # Kill between copies, so that storage holds one whole copy: results no older
+            # than the snapshot. Decide again on what it holds then.
+            _wait_for_uploads()
+            if _kill_point(snapshot(where), int(limit)):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_point(state: dict[str, SnapshotTrial], finished_trials: int) -> bool:
+    finished = sum(t.status == "TERMINATED" for t in state.values())
+    return finished >= finished_trials and any(t.status == "RUNNING" and t.checkpointed for t in state.values())

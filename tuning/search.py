@@ -37,6 +37,7 @@ from tuning.spaces import SearchSpace, SpaceLike, as_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
 from tuning.sweep_data import DataLike, SweepData, prepare, resolve_data, save_series
 from tuning.sweep_settings import SPACE_COPY, SweepSettings
+from tuning.tune_storage import repair_torn_snapshot, tune_filesystem
 from tuning.trials import trial_config
 from tuning.warm_start import DEFAULT_TOP, WarmStart
 
@@ -195,7 +196,7 @@ def build_tuner(
     if restore:
         # Errored trials continue from their last checkpoint. restart_errored=True
         # would abort fit() with a KeyError inside OptunaSearch (Ray 2.60).
-        return tune.Tuner.restore(exp.path, trainable=trainable, resume_errored=True)
+        return tune.Tuner.restore(exp.path, trainable=trainable, resume_errored=True, storage_filesystem=tune_filesystem(exp))
 
     import ray
 
@@ -225,6 +226,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=exp.name,
             storage_path=exp.storage_path,
+            storage_filesystem=tune_filesystem(exp),  # files on local storage written whole
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
             ),
@@ -424,6 +426,7 @@ def _restorable(exp: Experiment) -> bool:
     restorable = exp.is_local and any(Path(exp.path).glob("experiment_state-*.json")) or not exp.is_local
     restorable = restorable and tune.Tuner.can_restore(exp.path)
     if restorable and exp.is_local:
+        repair_torn_snapshot(exp)
         _check_restorable(Path(exp.path))
     if not restorable:
         # Killed before Tune's first snapshot: nothing ran to completion, so start over.
