@@ -172,6 +172,24 @@ def test_trial_restores_from_its_newest_checkpoint(trial_dir: Path, tiny_config:
     assert _restore(trial_dir, tiny_config, tiny_data).epoch == 2
 
 
+def test_trial_checkpoints_on_the_sweeps_filesystem_are_read_where_they_lie(
+    trial_dir: Path, tiny_config: TrainConfig, tiny_data: PreparedData
+) -> None:
+    """A sweep on local storage hands Tune tuning.tune_storage's filesystem; reading needs no copy to /tmp."""
+    import pyarrow.fs as pafs
+    from ray import tune
+
+    from tuning.storage import Experiment
+    from tuning.trainable import kept_checkpoints, restore_run
+    from tuning.tune_storage import tune_filesystem
+
+    newest = tune.Checkpoint(str(trial_dir / "checkpoint_000001"), filesystem=tune_filesystem(Experiment.at(trial_dir, "x")))
+    kept = kept_checkpoints(newest)
+    assert [Path(c.path).name for c in kept] == ["checkpoint_000001", "checkpoint_000000"]
+    assert all(isinstance(c.filesystem, pafs.LocalFileSystem) for c in kept)
+    assert restore_run(tiny_config.replace(max_epochs=2, checkpoint_dir=None), tiny_data, newest).epoch == 2
+
+
 @pytest.mark.parametrize("damage", ["truncated", "deleted"])
 def test_a_corrupt_trial_checkpoint_falls_back_to_the_one_before(
     trial_dir: Path, tiny_config: TrainConfig, tiny_data: PreparedData, caplog: pytest.LogCaptureFixture, damage: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import threading
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -54,6 +55,35 @@ def test_copies_arrive_whole_and_a_torn_snapshot_keeps_the_last_complete_one(tmp
         assert (folder / "trial_a" / "result.json").read_text().count("epoch") == 2
     assert [t["trial_id"] for t, _ in newest_snapshot(folder)] == ["a"]
     assert not list(folder.rglob(".*.tmp"))
+
+
+def test_a_copy_racing_tunes_rewrite_of_its_snapshot_never_leaves_it_torn(tmp_path: Path, exp: Experiment) -> None:
+    """Tune rewrites the staged snapshot in place at every save while its copy to storage may read it.
+
+    With pyarrow's plain local filesystem most of these copies arrive torn (532 of 544 in
+    3 s on a quiet machine); here none may.
+    """
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    doc = _state(*(f"trial_{i:03d}_{'x' * 2000}" for i in range(40)))
+    (staging / STATE).write_text(doc)
+    _upload(staging, exp)
+    done = threading.Event()
+
+    def save_in_place() -> None:  # TuneController.save_to_dir: open(path, "w") and json.dump
+        while not done.is_set():
+            with open(staging / STATE, "w") as f:
+                f.write(doc)
+
+    saver = threading.Thread(target=save_in_place)
+    saver.start()
+    try:
+        for _ in range(30):
+            _upload(staging, exp)
+            assert (Path(exp.path) / STATE).read_text() == doc
+    finally:
+        done.set()
+        saver.join()
 
 
 def test_a_writer_killed_or_dropped_before_close_leaves_the_old_file(exp: Experiment) -> None:

@@ -37,8 +37,8 @@ from tuning.spaces import SearchSpace, SpaceLike, as_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
 from tuning.sweep_data import DataLike, SweepData, prepare, resolve_data, save_series
 from tuning.sweep_settings import SPACE_COPY, SweepSettings
-from tuning.tune_storage import repair_torn_snapshot, tune_filesystem
 from tuning.trials import trial_config
+from tuning.tune_storage import repair_torn_snapshot, tune_filesystem
 from tuning.warm_start import DEFAULT_TOP, WarmStart
 
 __all__ = ["SweepResult", "SweepSettings", "main", "resume_sweep", "run_sweep"]

@@ -29,6 +29,7 @@ from tuning.metrics import METRIC
 from tuning.spaces import SearchSpace
 from tuning.sweep_settings import SweepSettings
 from tuning.trials import trial_config
+from tuning.tune_storage import readable
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,15 @@ def _report(metrics: dict[str, Any], run: TrainingRun) -> None:
 
 def kept_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:
     """``checkpoint`` and the older ones Tune kept beside it in the trial's folder, newest first."""
-    fs, path = checkpoint.filesystem, checkpoint.path.rstrip("/")
+    assert checkpoint.filesystem is not None  # Checkpoint() resolves one from the path
+    fs, path = readable(checkpoint.filesystem), checkpoint.path.rstrip("/")
     parent, name = path.rsplit("/", 1)
-    assert fs is not None  # Checkpoint() resolves one from the path
     try:
         infos = fs.get_file_info(pafs.FileSelector(parent))
     except OSError:
         infos = []
     older = sorted((i.path for i in infos if i.base_name.startswith("checkpoint_") and i.base_name < name), reverse=True)
-    return [checkpoint, *(tune.Checkpoint(p, filesystem=fs) for p in older)]
+    return [tune.Checkpoint(p, filesystem=fs) for p in (checkpoint.path, *older)]
 
 
 def restore_run(config: TrainConfig, data: PreparedData, checkpoint: tune.Checkpoint | None) -> TrainingRun:
@@ -88,7 +89,7 @@ def restore_run(config: TrainConfig, data: PreparedData, checkpoint: tune.Checkp
             continue
         run = TrainingRun(config, data)
         run.load_state_dict(state)
-        if candidate is not checkpoint:
+        if candidate.path != checkpoint.path:
             log.warning("trial continues from the older checkpoint %s (epoch %d)", candidate.path, run.epoch)
         return run
     log.warning("no readable checkpoint for this trial (newest %s); restarting it from scratch", checkpoint.path)

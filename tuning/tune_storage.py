@@ -186,6 +186,17 @@ def tune_filesystem(exp: Experiment) -> pafs.FileSystem | None:
     return pafs.PyFileSystem(WholeFileHandler()) if exp.is_local else None
 
 
+def readable(fs: pafs.FileSystem) -> pafs.FileSystem:
+    """``fs`` to read through: pyarrow's local filesystem in place of :func:`tune_filesystem`'s.
+
+    Tune's ``Checkpoint.as_directory`` reads a checkpoint on a local filesystem where it
+    lies, but copies it into a temporary folder first from any other.
+    """
+    if isinstance(fs, pafs.PyFileSystem) and isinstance(fs.handler, WholeFileHandler):
+        return pafs.LocalFileSystem()
+    return fs
+
+
 def repair_torn_snapshot(exp: Experiment) -> None:
     """Before a resume: put back the newest snapshot from its complete copy when it is torn.
 
