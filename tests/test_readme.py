@@ -75,6 +75,7 @@ COMMANDS = (
         "skip",
         "needs a GPU: tests/test_gpu.py and benchmarks/gpu_check.sh run it",
     ),
+    Rule(r"python benchmarks/", "skip", "a benchmark: minutes to hours of sweeps, run by hand (benchmarks/README.md)"),
     Rule(r"python -m tuning\.dashboard ", "serve"),
     Rule(r"python -m tuning\.(search|export|train|analyze|predict)( |$)", "run"),
 )
@@ -153,9 +154,10 @@ class Step:
 
     @property
     def id(self) -> str:
-        return self.block.id + (
-            f"-{self.index}-{self.command.split()[2] if len(self.command.split()) > 2 else ''}" if self.command else ""
-        )
+        if self.command is None:
+            return self.block.id
+        words = [w for w in self.command.split() if w not in ("python", "python3", "-m")]
+        return f"{self.block.id}-{self.index}-{words[0] if words else ''}"
 
 
 def readme_steps() -> list[Step]:
