@@ -6,6 +6,7 @@ import them inside the fixture body.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import selectors
@@ -124,3 +125,73 @@ def wait_for_line(proc: Any, pattern: str, timeout: float, *, stream: str = "std
             return found, seen
     proc.kill()
     raise AssertionError(f"never saw {pattern!r} on the child's {stream}:\n{seen[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API, moto's server, on loopback for the session; yields its URL.
+
+    The standard AWS variables point this process and its children (sweeps, Ray's
+    workers) at it, as they would at any S3-compatible store.
+    """
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket on the test S3 server; yields its name."""
+    import uuid
+
+    import boto3
+
+    name = f"sweeps-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A TMPDIR for a sweep child: short enough for the Unix sockets Ray puts in its session folder."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="tt-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sweep_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small wide CSV for sweeps run as child processes (3 sensors x 4 days)."""
+    return write_csv(synthetic_traffic(num_sensors=3, num_days=4, seed=5), tmp_path_factory.mktemp("data") / "sweep.csv")
+
+
+@pytest.fixture(scope="session")
+def sweep_space(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A search space of 4 tiny trials of up to 3 epochs (``support.TINY_SPACE``)."""
+    from support import TINY_SPACE
+
+    path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path

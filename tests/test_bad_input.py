@@ -141,6 +141,12 @@ CASES = [
     Case("space-learning-rate-1e300", "search", ("--space", "{space_lr}", *STORE), "learning_rate must be > 0 and <= 10, got 1e+300"),
     Case("space-fixed-layers-1000", "search", ("--space", "{space_layers}", *STORE), "value=1000 is above the sane bound 16 for num_layers"),
     Case("space-file-missing", "search", ("--space", "{missing}.yaml", *STORE), "search-space file not found", new=False),
+    # --- storage and cluster (a hang before issue 8: each subprocess row fails if it runs past 90 s) ---
+    Case("storage-s3-unreachable", "search", ("--smoke-test", "--storage-path", "s3://unreachable"), "s3://unreachable"),
+    Case("storage-unknown-scheme", "search", ("--smoke-test", "--storage-path", "foo://bar"), "--storage-path foo://bar: Unrecognized"),
+    Case("export-storage-s3-x", "export", ("--name", SWEEP, "--storage-path", "s3://x"), "s3://x", subprocess=True),
+    Case("address-nobody-listens", "search", ("--smoke-test", "--data", "{csv}", "--address", "127.0.0.1:1", "--name", "a", *STORE),
+         "cannot reach the Ray cluster at 127.0.0.1:1", subprocess=True),
 ]  # fmt: skip
 
 
@@ -244,7 +250,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (33, 11)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (37, 11)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

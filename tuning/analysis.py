@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tuning import storage
 from tuning.config import TrainConfig
 from tuning.errors import UserError
 from tuning.metrics import METRIC
@@ -48,21 +49,22 @@ def _experiment_dir(path: str | Path) -> Path:
     return exp
 
 
-def newest_snapshot(exp: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def newest_snapshot(exp: str | Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(trial, runtime) records of Tune's newest experiment snapshot; empty before the first.
 
-    The file name carries the session's start time; mtimes don't help, because Tune
-    syncs the older sessions' files back on resume.
+    ``exp`` is the experiment folder or its URI. The file name carries the session's
+    start time; mtimes don't help, because Tune syncs the older sessions' files back on resume.
     """
-    states = sorted(exp.glob("experiment_state-*.json"))
+    states = [n for n in storage.list_names(str(exp)) if n.startswith("experiment_state-") and n.endswith(".json")]
     if not states:
         return []
+    newest = f"{exp}/{max(states)}"
     try:
-        doc = json.loads(states[-1].read_text())
+        doc = json.loads(storage.read_text(newest))
         return [(json.loads(trial), json.loads(runtime)) for trial, runtime in doc["trial_data"]]
     except (ValueError, KeyError, TypeError) as e:  # JSON and Unicode errors are ValueErrors
         raise UserError(
-            f"Tune's experiment snapshot {states[-1]} is truncated or corrupt ({type(e).__name__}: "
+            f"Tune's experiment snapshot {newest} is truncated or corrupt ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); if the sweep is still running try again, else restore it from a backup"
         ) from e
 
@@ -106,7 +108,13 @@ def _curve_rows(trial_id: str, logdir: str) -> pd.DataFrame:
 
 
 def load_curves(path: str | Path) -> pd.DataFrame:
-    """One row per trial and epoch: the metrics each trial reported (:data:`CURVE_COLUMNS`)."""
+    """One row per trial and epoch: the metrics each trial reported (:data:`CURVE_COLUMNS`).
+
+    ``path`` is the experiment folder, or its URI on remote storage (``s3://...``).
+    """
+    if storage.is_uri(str(path)):
+        with storage.local_view(str(path)) as folder:
+            return load_curves(folder)
     exp = _experiment_dir(path)
     frames = [_curve_rows(t["trial_id"], t["logdir"]) for t in _trial_states(exp)]
     frames = [f for f in frames if len(f)]
@@ -121,8 +129,13 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     Columns: :data:`TRIAL_COLUMNS` plus one per searched config field. ``best_*``
     come from the epoch with the lowest validation loss; ``stopped_by_asha`` marks
     trials the scheduler cut short, ``diverged`` those whose loss became NaN/Inf,
-    ``stopped_early`` those that early stopping (patience) ended.
+    ``stopped_early`` those that early stopping (patience) ended. ``path`` is the
+    experiment folder, or its URI on remote storage (``s3://...``); ``logdir`` then
+    holds the trials' URIs.
     """
+    if storage.is_uri(str(path)):
+        with storage.local_view(str(path)) as folder:
+            return relocate(load_sweep(folder), folder, str(path))
     exp = _experiment_dir(path)
     stopped = load_stopped(str(exp / ASHA_FILE))
     defaults = TrainConfig().to_dict()
@@ -161,6 +174,13 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
     return frame.sort_values(BEST_COLUMN, na_position="last").reset_index(drop=True)
+
+
+def relocate(trials: pd.DataFrame, folder: Path, uri: str) -> pd.DataFrame:
+    """``trials`` read from a local copy of the experiment at ``uri``, with ``logdir`` pointing there."""
+    if len(trials):
+        trials["logdir"] = [f"{uri.rstrip('/')}/{Path(d).relative_to(folder).as_posix()}" for d in trials["logdir"]]
+    return trials
 
 
 @dataclass(frozen=True)

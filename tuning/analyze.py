@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
-from tuning.analysis import BEST_COLUMN, boundary_warnings, load_curves, load_sweep
+from tuning import storage
+from tuning.analysis import BEST_COLUMN, boundary_warnings, load_curves, load_sweep, relocate
 from tuning.cli import ArgumentParser, positive_int, prog_name, run_main
-from tuning.errors import UserError
 from tuning.importance import IMPORTANCE_CSV, IMPORTANCE_JSON, param_importance, write_importance
 from tuning.logs import quiet_libraries
 from tuning.optuna_study import STUDY_FILE, build_trials, write_study
@@ -44,27 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def analyze(exp: Experiment, top: int = 5) -> list[str]:
-    """Write the tables and plots; return the boundary warnings as text."""
-    if not exp.is_local:
-        raise UserError(
-            f"analyze reads a local folder; copy {exp.path} here first (e.g. aws s3 sync) and point --storage-path at it"
-        )
-    folder = Path(exp.path)
+    """Write the tables and plots; return the boundary warnings as text.
+
+    An experiment on remote storage (``s3://...``) is read from a local copy of its
+    small files, and what analyze writes is uploaded beside it.
+    """
     from tuning.sweep_settings import SweepSettings
 
     space = SweepSettings.load(exp).load_space()
     params = list(space.parameters)
-    trials = load_sweep(folder)
-    curves = load_curves(folder)
-    trials.to_csv(folder / "trials.csv", index=False)
-    trials.to_parquet(folder / "trials.parquet", index=False)
-    curves.to_parquet(folder / "curves.parquet", index=False)
-    plot_learning_curves(curves, folder / "learning_curves.png", trials=trials)
-    plot_metric_vs_params(trials, curves, space, folder / "metric_vs_params.png")
-    study_trials = build_trials(trials, curves, space)
-    write_study(folder, exp.name, study_trials, space)
-    importance = param_importance(study_trials, params)
-    written = [*OUTPUTS[:-2], *(p.name for p in write_importance(importance, folder))]
+    with storage.local_view(exp.path) as folder:
+        trials = load_sweep(folder)
+        if not exp.is_local:
+            trials = relocate(trials, folder, exp.path)
+        curves = load_curves(folder)
+        trials.to_csv(folder / "trials.csv", index=False)
+        trials.to_parquet(folder / "trials.parquet", index=False)
+        curves.to_parquet(folder / "curves.parquet", index=False)
+        plot_learning_curves(curves, folder / "learning_curves.png", trials=trials)
+        plot_metric_vs_params(trials, curves, space, folder / "metric_vs_params.png")
+        study_trials = build_trials(trials, curves, space)
+        write_study(folder, exp.name, study_trials, space)
+        importance = param_importance(study_trials, params)
+        written = [*OUTPUTS[:-2], *(p.name for p in write_importance(importance, folder))]
+        if not exp.is_local:
+            for name in written:
+                storage.write_bytes(exp.file(name), (folder / name).read_bytes())
     cols = [
         "trial_id",
         "status",
@@ -77,13 +81,13 @@ def analyze(exp: Experiment, top: int = 5) -> list[str]:
         "is_default",
     ]
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(f"{len(trials)} trials in {folder}; top {min(top, len(trials))} by {BEST_COLUMN}:")
+        print(f"{len(trials)} trials in {exp.path}; top {min(top, len(trials))} by {BEST_COLUMN}:")
         print(trials[cols].head(top).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\n".join(importance.lines()))
     warnings = [str(w) for w in boundary_warnings(trials, space)]
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"wrote into {folder}: " + ", ".join(written))
+    print(f"wrote into {exp.path}: " + ", ".join(written))
     print(f"dashboard: python -m tuning.dashboard --name {exp.name} --storage-path {exp.storage_path}")
     return warnings
 

@@ -13,7 +13,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,8 +31,8 @@ _METRIC_KEYS = (BEST_COLUMN, "best_val_rmse", "best_val_loss", "best_epoch", "ep
 
 def _latest_checkpoint(logdir: str) -> str | None:
     """The trial's newest checkpoint; it carries the best epoch's weights as ``best_state``."""
-    found = sorted(Path(logdir).glob("checkpoint_*"))
-    return str(found[-1]) if found else None
+    found = [name for name in storage.list_names(logdir) if name.startswith("checkpoint_")]
+    return f"{logdir}/{found[-1]}" if found else None
 
 
 def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:

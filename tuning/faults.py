@@ -4,10 +4,12 @@ The search process SIGKILLs itself, as ``kill -9`` would, once Tune's snapshot o
 storage records N finished trials and at least one trial mid-flight with a checkpoint
 Tune has registered: a deterministic point at which some trials are durably done and
 another must continue from its checkpoint. The kill comes between Tune's copies to
-storage, never during one (a torn file is a different fault, tested on its own). A
+storage, never during one (a torn file is a different fault, tested on its own). With
+``TUNING_FAULT_SIGNAL=SIGSTOP`` the process stops itself there instead, so that a test
+can look at the live sweep (its lock) and then ``kill -9`` it from outside. A
 module of its own so that Tune can pickle the callback into ``tuner.pkl`` by
 reference; the variable is read when the callback runs, so the restored copy in a
-resumed sweep stays quiet.
+resumed sweep stays quiet. The storage may be a folder or a URI (``s3://...``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import json
 import os
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ray import cloudpickle
@@ -27,6 +28,7 @@ from tuning.analysis import newest_snapshot
 from tuning.errors import UserError
 
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
+FAULT_SIGNAL_ENV = "TUNING_FAULT_SIGNAL"
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ def _checkpoint_epoch(runtime: dict[str, Any]) -> int | None:
 
 
 def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
-    """Each trial's status in the newest experiment snapshot on (local) storage; empty while it is torn."""
+    """Each trial's status in the newest experiment snapshot on storage (a folder or a URI); empty while it is torn."""
     try:
-        records = newest_snapshot(Path(experiment_dir))
+        records = newest_snapshot(experiment_dir)
     except (OSError, json.JSONDecodeError, UserError):
         return {}  # half-written (a copy in flight, or a kill tore it): no decision on it
     out = {}
@@ -92,13 +94,15 @@ class KillAfterTrials(Callback):
         limit = os.environ.get(FAULT_ENV)
         if not limit or not trials:
             return
-        where = trials[0].storage.experiment_fs_path
+        storage = trials[0].storage
+        scheme = storage.storage_filesystem.type_name
+        where = storage.experiment_fs_path if scheme == "local" else f"{scheme}://{storage.experiment_fs_path}"
         if _kill_point(snapshot(where), int(limit)):
             # Kill between copies, so that storage holds one whole copy: results no older
             # than the snapshot. Decide again on what it holds then.
             _wait_for_uploads()
             if _kill_point(snapshot(where), int(limit)):
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGSTOP if os.environ.get(FAULT_SIGNAL_ENV) == "SIGSTOP" else signal.SIGKILL)
 
 
 def _kill_point(state: dict[str, SnapshotTrial], finished_trials: int) -> bool:

@@ -16,6 +16,7 @@ then be storage every node can reach).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import pickletools
@@ -26,12 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tuning import storage
+from tuning import lock, ray_runtime, storage
 from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
 from tuning.data import PreparedData
 from tuning.errors import UserError
 from tuning.logs import configure_logging, quiet_libraries
 from tuning.metrics import METRIC, MODE
+from tuning.ray_runtime import RayRuntime
 from tuning.results import SweepResult
 from tuning.spaces import SearchSpace, SpaceLike, as_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
@@ -117,22 +119,17 @@ def default_name(space: SearchSpace) -> str:
     return f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> RayRuntime | None:
+    """Connect to Ray for the sweep; None when this process is connected already (the caller owns that Ray).
+
+    Without ``address`` or ``RAY_ADDRESS`` the sweep gets a private local Ray that
+    stops with it, ``kill -9`` included (:mod:`tuning.ray_runtime`).
+    """
     import ray
 
     if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(**kwargs)
-    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot start or reach {where}: {first}; check --address / RAY_ADDRESS") from e
+        return None
+    return ray_runtime.connect(address)
 
 
 def check_resources(settings: SweepSettings) -> None:
@@ -312,31 +309,35 @@ def run_sweep(
     if given.prepared is not None:
         len_source, len_target = len_source or given.prepared.len_source, len_target or given.prepared.len_target
     exp = Experiment.at(storage_path, default_name(resolved) if name is None else name)
-    if exp.exists():
-        raise UserError(f"experiment {exp.path} exists; continue it with --resume (resume_sweep) or choose another --name")
-    earlier = _earlier_sweep(warm_start, storage_path) if warm_start is not None else None
-    # Data from memory had its sensors picked and zeros masked by resolve_data already.
-    read = given.origin is None
-    settings = SweepSettings.create(
-        resolved, data=given.path, data_origin=given.origin, num_samples=num_samples, max_epochs=max_epochs,
-        grace_period=grace_period, reduction_factor=reduction_factor, len_source=len_source, len_target=len_target,
-        zero_is_missing=zero_is_missing and read, freq=freq, start=start,
-        columns=tuple(columns) if read and columns is not None else None,
-        exclude_columns=tuple(exclude_columns) if read and exclude_columns is not None else None,
-        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
-        warm_start=earlier.path if earlier else None, warm_start_top=warm_start_top,
-    )  # fmt: skip
-    # Everything that can fail on bad input fails before the experiment folder exists.
-    prepared = load_sweep_data(settings, resolved, given)
-    warm = _plan_warm_start(settings, resolved)
-    _start_ray(address, settings)
-    if given.series is not None:
-        settings = settings.replace(data=save_series(given.series, exp))
-    if copy_space:
-        storage.write_text(exp.file(SPACE_COPY), resolved.to_yaml())
-        settings = settings.replace(space_file=exp.file(SPACE_COPY))
-    settings.save(exp)
-    return _fit(exp, settings, resolved, prepared, restore=False, warm=warm)
+    with contextlib.ExitStack() as held:
+        existed = exp.exists()
+        held.enter_context(lock.hold(exp))  # a sweep of this name running now: refused, naming it
+        if existed or exp.exists(SWEEP_FILE):
+            raise UserError(f"experiment {exp.path} exists; continue it with --resume (resume_sweep) or choose another --name")
+        earlier = _earlier_sweep(warm_start, storage_path) if warm_start is not None else None
+        # Data from memory had its sensors picked and zeros masked by resolve_data already.
+        read = given.origin is None
+        settings = SweepSettings.create(
+            resolved, data=given.path, data_origin=given.origin, num_samples=num_samples, max_epochs=max_epochs,
+            grace_period=grace_period, reduction_factor=reduction_factor, len_source=len_source, len_target=len_target,
+            zero_is_missing=zero_is_missing and read, freq=freq, start=start,
+            columns=tuple(columns) if read and columns is not None else None,
+            exclude_columns=tuple(exclude_columns) if read and exclude_columns is not None else None,
+            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
+            warm_start=earlier.path if earlier else None, warm_start_top=warm_start_top,
+        )  # fmt: skip
+        # Everything that can fail on bad input fails before the experiment folder has more
+        # than the lock, which goes with it.
+        prepared = load_sweep_data(settings, resolved, given)
+        warm = _plan_warm_start(settings, resolved)
+        _start_ray(address, settings, exp, held)
+        if given.series is not None:
+            settings = settings.replace(data=save_series(given.series, exp))
+        if copy_space:
+            storage.write_text(exp.file(SPACE_COPY), resolved.to_yaml())
+            settings = settings.replace(space_file=exp.file(SPACE_COPY))
+        settings.save(exp)
+        return _fit(exp, settings, resolved, prepared, restore=False, warm=warm)
 
 
 def resume_sweep(
@@ -358,36 +359,38 @@ def resume_sweep(
     """
     exp = Experiment.at(storage_path, name)
     settings = SweepSettings.load(exp)
-    given = None
-    if settings.data_in_memory_only:
-        if data is None:
-            raise UserError(
-                f"sweep {name} was started from Python with {settings.data_origin}, which was not saved; resume it from "
-                f"Python with the same data: tuning.search.resume_sweep({name!r}, storage_path={exp.storage_path!r}, data=...)"
-            )
-        given = resolve_data(data)
-    elif data is not None:
-        raise UserError(f"sweep {name} reads its data from {settings.data_label} when it resumes; leave data out")
-    if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
-        raise UserError(f"--num-samples must be a whole number >= 1, got {num_samples!r}")
-    space = settings.load_space()
-    grow = num_samples is not None and num_samples > settings.num_samples
-    if num_samples is not None and not grow:
-        log.warning(
-            "--num-samples %d is not more than the %d trials of sweep %s; a sweep can only grow, so it is ignored",
-            num_samples, settings.num_samples, name,
-        )  # fmt: skip
-    restore = _restorable(exp)
-    prepared = load_sweep_data(settings, space, given)
-    warm = None if restore else _plan_warm_start(settings, space)
-    if grow:
-        assert num_samples is not None
-        log.info("sweep %s grows from %d to %d trials; the ones run so far are kept", name, settings.num_samples, num_samples)
-        settings = settings.replace(num_samples=num_samples)
-    _start_ray(address, settings)
-    if grow:
-        settings.save(exp)
-    return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
+    with contextlib.ExitStack() as held:
+        held.enter_context(lock.hold(exp))  # the sweep running now: refused, naming its process
+        given = None
+        if settings.data_in_memory_only:
+            if data is None:
+                raise UserError(
+                    f"sweep {name} was started from Python with {settings.data_origin}, which was not saved; resume it from "
+                    f"Python with the same data: tuning.search.resume_sweep({name!r}, storage_path={exp.storage_path!r}, data=...)"
+                )
+            given = resolve_data(data)
+        elif data is not None:
+            raise UserError(f"sweep {name} reads its data from {settings.data_label} when it resumes; leave data out")
+        if num_samples is not None and (isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1):
+            raise UserError(f"--num-samples must be a whole number >= 1, got {num_samples!r}")
+        space = settings.load_space()
+        grow = num_samples is not None and num_samples > settings.num_samples
+        if num_samples is not None and not grow:
+            log.warning(
+                "--num-samples %d is not more than the %d trials of sweep %s; a sweep can only grow, so it is ignored",
+                num_samples, settings.num_samples, name,
+            )  # fmt: skip
+        restore = _restorable(exp)
+        prepared = load_sweep_data(settings, space, given)
+        warm = None if restore else _plan_warm_start(settings, space)
+        if grow:
+            assert num_samples is not None
+            log.info("sweep %s grows from %d to %d trials; the ones run so far are kept", name, settings.num_samples, num_samples)
+            settings = settings.replace(num_samples=num_samples)
+        _start_ray(address, settings, exp, held)
+        if grow:
+            settings.save(exp)
+        return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
 
 
 def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str]) -> Experiment:
@@ -457,9 +460,13 @@ def _check_restorable(folder: Path) -> None:
     newest_snapshot(folder)
 
 
-def _start_ray(address: str | None, settings: SweepSettings) -> None:
+def _start_ray(address: str | None, settings: SweepSettings, exp: Experiment, held: contextlib.ExitStack) -> None:
+    """Connect to Ray for the sweep until ``held`` closes, then remove what Tune staged on this node."""
     quiet_libraries()
-    init_ray(address)
+    runtime = init_ray(address)
+    if runtime is not None:
+        held.callback(runtime.close)
+    held.callback(ray_runtime.cleanup_staging, exp.name)
     check_resources(settings)
 
 
@@ -503,7 +510,9 @@ def next_steps(exp: Experiment) -> str:
         "next:",
         f"  {analyze} {where}     # tables, learning_curves.png, metric_vs_params.png, importance",
         f"  {dashboard} {where}   # the sweep in optuna-dashboard (pip install -e \".[dashboard]\")",
-        f"  {train} --config {exp.file(BEST_FILE)} --output {exp.file('final')}   # retrain the best",
+        f"  {train} --config {exp.file(BEST_FILE)} --output {exp.file('final')}   # retrain the best"
+        if exp.is_local
+        else f"  {train} --config {BEST_FILE} --output final   # retrain the best, after copying {exp.file(BEST_FILE)} here",
     ])  # fmt: skip
 
 

@@ -9,10 +9,15 @@ filesystem layer as Ray's, so a shared store serves a cluster too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ MAX_NAME_LENGTH = 100
 SWEEP_FILE = "sweep/sweep.json"
 ASHA_FILE = "sweep/asha_state.json"
 BEST_FILE = "best_config.json"
+LOCK_FILE = "sweep/lock.json"  # held by the process running the sweep (tuning.lock)
 
 
 def is_uri(path: str) -> bool:
@@ -39,9 +45,64 @@ def is_uri(path: str) -> bool:
 
 
 def resolve_storage_path(path: str | os.PathLike[str]) -> str:
-    """An absolute local path, or the URI as given."""
+    """An absolute local path (``file://`` URIs included), or the URI as given."""
     text = os.fspath(path)
+    if text.startswith("file://"):
+        text = text.removeprefix("file://")
     return text if is_uri(text) else str(Path(text).expanduser().resolve())
+
+
+PROBE_TIMEOUT_S = float(os.environ.get("TUNING_STORAGE_TIMEOUT_S", "30"))
+"""How long remote storage may take to answer the first request."""
+_PROBE = """
+import json, sys
+import pyarrow.fs as pafs
+def say(kind, e=None, **more):
+    text = str(e).strip().splitlines()[0] if e is not None and str(e).strip() else type(e).__name__
+    print(json.dumps({"kind": kind, "detail": text, **more})); sys.exit(1)
+try:
+    fs, path = pafs.FileSystem.from_uri(sys.argv[1])
+except OSError as e:  # S3 asks the network for the bucket's region already
+    say("unreachable", e)
+except Exception as e:
+    say("unsupported", e)
+bucket = path.split("/", 1)[0] if fs.type_name in ("s3", "gcs") else None
+try:
+    info = fs.get_file_info(bucket or path)
+except Exception as e:
+    say("unreachable", e)
+if bucket and info.type == pafs.FileType.NotFound:
+    say("no-bucket", bucket=bucket)
+"""
+
+
+def check_reachable(uri: str, timeout: float | None = None) -> None:
+    """Refuse a storage URI that pyarrow cannot open or that does not answer, in one line.
+
+    The first request runs in a child process: one to an endpoint that never
+    answers would otherwise keep this process from exiting until pyarrow's own
+    timeout (about 100 s), even after the error is reported.
+    """
+    timeout = PROBE_TIMEOUT_S if timeout is None else timeout
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, uri], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"storage {uri} did not answer within {timeout:g} s; check the URI, the network and the credentials"
+        ) from None
+    if done.returncode == 0:
+        return
+    try:
+        problem = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        problem = {"kind": "unreachable", "detail": (done.stderr.strip().splitlines() or ["no answer"])[-1]}
+    if problem["kind"] == "unsupported":
+        raise UserError(f"--storage-path {uri}: {problem['detail']}; use a local folder or a URI such as s3://bucket/prefix")
+    if problem["kind"] == "no-bucket":
+        raise UserError(f"--storage-path {uri}: bucket {problem['bucket']!r} does not exist; create it first")
+    raise UserError(f"cannot reach storage {uri}: {problem['detail']}; check the URI, the network and the credentials")
 
 
 @dataclass(frozen=True)
@@ -53,14 +114,20 @@ class Experiment:
 
     @classmethod
     def at(cls, storage_path: str | os.PathLike[str], name: str) -> Experiment:
-        """The experiment ``name`` in ``storage_path``; the name is one folder, never a path."""
+        """The experiment ``name`` in ``storage_path``; the name is one folder, never a path.
+
+        Remote storage is checked to answer first (:func:`check_reachable`).
+        """
         if len(name) > MAX_NAME_LENGTH:
             raise UserError(f"experiment name is {len(name)} characters long; use at most {MAX_NAME_LENGTH}")
         if not _NAME.fullmatch(name):
             raise UserError(
                 f"experiment name {name!r} must be letters, digits, '.', '_' or '-', starting with a letter, digit or '_'"
             )
-        return cls(resolve_storage_path(storage_path), name)
+        resolved = resolve_storage_path(storage_path)
+        if is_uri(resolved):
+            check_reachable(resolved)
+        return cls(resolved, name)
 
     @property
     def path(self) -> str:
@@ -153,15 +220,55 @@ def write_atomic(path: str | Path, data: bytes | memoryview) -> Path:
     return path
 
 
-def write_text(path: str, text: str) -> None:
+def write_bytes(path: str, data: bytes) -> None:
     """Write atomically: readers see the old file or the new one, never half of one."""
     if not is_uri(path):
-        write_atomic(path, text.encode())
+        write_atomic(path, data)
         return
     fs, p = _fs(path)
     fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(p) as f:  # one PUT on object stores: atomic there
-        f.write(text.encode())
+        f.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write atomically: readers see the old file or the new one, never half of one."""
+    write_bytes(path, text.encode())
+
+
+def list_names(path: str) -> list[str]:
+    """The names of the entries directly in the folder ``path``; none when it does not exist."""
+    fs, p = _fs(path)
+    infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True))
+    return sorted(info.base_name for info in infos)
+
+
+# What reading a sweep needs (Tune's experiment state, our sweep/ folder, each trial's
+# results and parameters), and not the checkpoints.
+_VIEW_FILES = re.compile(r"[^/]+\.json|sweep/[^/]+|[^/]+/(result\.json|params\.json|progress\.csv|error\.txt)")
+
+
+@contextlib.contextmanager
+def local_view(path: str) -> Iterator[Path]:
+    """An experiment folder as a local folder, to read with pandas and plot.
+
+    A local folder is itself. From remote storage, the files reading a sweep needs
+    (not the checkpoints) are copied into a temporary folder, removed afterwards.
+    """
+    if not is_uri(path):
+        yield Path(path)
+        return
+    fs, root = _fs(path)
+    root = root.rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="tuning-view-") as tmp:
+        for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+            relative = info.path[len(root) + 1 :]
+            if info.type == pafs.FileType.File and _VIEW_FILES.fullmatch(relative):
+                target = Path(tmp, relative)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with fs.open_input_stream(info.path) as f:
+                    target.write_bytes(f.read())
+        yield Path(tmp)
 
 
 def delete_dir(path: str) -> None:

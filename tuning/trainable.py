@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+import ray
 import torch
 from ray import tune
 
@@ -49,10 +50,28 @@ def _trial_cpus() -> int:
         return 1
 
 
+def _staging_parent() -> Path:
+    """Where a report's checkpoint is staged before Tune copies it to storage.
+
+    The trial's working folder in Ray's session folder, not the system temporary
+    folder: a worker killed mid-report leaves its staging folder where the sweep's
+    cleanup removes it (``tuning.ray_runtime``), never in /tmp.
+    """
+    try:
+        return Path(tune.get_context().get_storage().trial_working_directory)
+    except Exception:  # noqa: BLE001 - outside a Tune session (a direct call in a test)
+        return Path(tempfile.gettempdir())
+
+
 def _report(metrics: dict[str, Any], run: TrainingRun) -> None:
-    with tempfile.TemporaryDirectory(prefix="tuning-ckpt-") as tmp:
-        checkpoints.save(Path(tmp) / checkpoints.RUN_STATE_FILE, checkpoints.RUN, run.state_dict())
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+    parent = _staging_parent()
+    parent.mkdir(parents=True, exist_ok=True)
+    # A new folder per report: an actor of a killed driver may still be finishing the same trial.
+    with tempfile.TemporaryDirectory(prefix=".report-checkpoint-", dir=parent) as folder:
+        checkpoints.save(Path(folder) / checkpoints.RUN_STATE_FILE, checkpoints.RUN, run.state_dict())
+        # The node, so that a sweep on a cluster shows where each trial ran.
+        node = ray.get_runtime_context().get_node_id()
+        tune.report({**metrics, "node_id": node}, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def kept_checkpoints(checkpoint: tune.Checkpoint) -> list[tune.Checkpoint]:

@@ -1,0 +1,325 @@
+"""The Ray a sweep runs on: an existing cluster, or a private local instance that dies with the sweep.
+
+``ray.init()`` without an address joins whatever cluster the ``ray_current_cluster``
+file in Ray's shared temporary folder names, a folder every local user can write,
+and a plain ``ray.init(address="local")`` leaves some of its processes running when
+its driver is killed with ``kill -9``. So without ``--address`` (or ``RAY_ADDRESS``)
+the sweep starts its own Ray in a small keeper process (``python -m
+tuning.ray_runtime``) that
+
+- starts the instance with ``address="local"`` (never reads nor writes
+  ``ray_current_cluster``) and token authentication on, with a token made for this
+  instance alone and passed on through the environment (no token file is written);
+- runs in a process group and session of its own, so Ctrl-C in the terminal
+  reaches the sweep, which stops Tune cleanly, and not Ray underneath it;
+- reads its stdin, a pipe from the sweep process: end of file means that process
+  ended, however it ended (``kill -9`` included). It then shuts Ray down, kills
+  whatever is left of its process group, and removes the copies of the
+  experiment Tune staged in the instance's session folder (``artifacts/``).
+
+With an address, the sweep joins that cluster; an address that does not answer
+is refused after a connect timeout rather than retried for many minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from tuning.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = float(os.environ.get("TUNING_RAY_CONNECT_TIMEOUT_S", "10"))
+"""How long an ``--address`` may take to accept a connection."""
+START_TIMEOUT_S = float(os.environ.get("TUNING_RAY_START_TIMEOUT_S", "180"))
+"""How long a private local instance may take to start (a busy 2-core machine needs ~20 s)."""
+_STOP_GRACE_S = 3.0
+_LOCAL = ("", "local")
+_RAY_INIT: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
+
+
+@dataclass
+class RayRuntime:
+    """The Ray this process is connected to; ``close()`` disconnects (and stops a private one)."""
+
+    address: str
+    private: bool
+    keeper: subprocess.Popen[bytes] | None = None
+
+    def close(self) -> None:
+        import ray
+
+        ray.shutdown()
+        if self.keeper is not None:
+            assert self.keeper.stdin is not None
+            self.keeper.stdin.close()  # the keeper's signal to stop Ray
+            try:
+                self.keeper.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                log.warning("the local Ray (keeper pid %d) did not stop within 60 s", self.keeper.pid)
+            self.keeper = None
+
+
+def connect(address: str | None) -> RayRuntime:
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start a private local Ray.
+
+    Raises:
+        UserError: the cluster does not answer, refuses us, or a local Ray cannot start.
+    """
+    address = (address if address is not None else os.environ.get("RAY_ADDRESS", "")).strip()
+    if address in _LOCAL:
+        return _start_private()
+    _probe(address)
+    _init(address, f"the Ray cluster at {address}")
+    return RayRuntime(address=address, private=False)
+
+
+def _probe(address: str) -> None:
+    """Refuse an address nothing listens on at once; Ray itself would retry for ~15 minutes."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as e:
+        why = "timed out" if isinstance(e, TimeoutError) else (e.strerror or str(e))
+        raise UserError(
+            f"cannot reach the Ray cluster at {address} ({why} within {CONNECT_TIMEOUT_S:g} s); "
+            "check --address / RAY_ADDRESS, or leave both unset for a local Ray"
+        ) from e
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Set environment variables for a block, unless the user set them already."""
+    added = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def _init(address: str, where: str) -> None:
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    try:
+        # One round of GCS connection attempts (~40 s) instead of 20.
+        with _env(RAY_gcs_server_port_wait_time_s="1"):
+            ray.init(address=address, **_RAY_INIT)
+    except AuthenticationError as e:
+        raise UserError(
+            f"{where} refused the connection ({_first_line(e)}); it uses token authentication: "
+            "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+        ) from e
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as e:
+        hint = "check --address / RAY_ADDRESS"
+        if os.environ.get("RAY_AUTH_MODE") != "token":
+            hint += "; a cluster with token authentication also needs RAY_AUTH_MODE=token and RAY_AUTH_TOKEN(_PATH)"
+        raise UserError(f"cannot connect to {where}: {_first_line(e)}; {hint}") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _start_private() -> RayRuntime:
+    # Token authentication with a token for this instance only, unless the user chose
+    # a mode (RAY_AUTH_MODE) or a token already. This process keeps the variables so
+    # that it can connect; the keeper and Ray's processes inherit them.
+    if "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        _reload_ray_auth_settings()
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "tuning.ray_runtime"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert keeper.stdout is not None
+    line = _read_line(keeper.stdout, START_TIMEOUT_S)
+    try:
+        ready = json.loads(line) if line else {}
+    except json.JSONDecodeError:
+        ready = {}
+    if "address" not in ready:
+        _stop_keeper(keeper)
+        why = ready.get("error") or ("no answer" if not line else line.strip()[:200])
+        raise UserError(f"cannot start a local Ray: {why}")
+    keeper.stdout.close()
+    runtime = RayRuntime(address=ready["address"], private=True, keeper=keeper)
+    try:
+        _init(runtime.address, "the local Ray")
+    except BaseException:
+        runtime.close()
+        raise
+    return runtime
+
+
+def _reload_ray_auth_settings() -> None:
+    """Make this process see the RAY_AUTH_* variables set after Ray was imported.
+
+    Ray caches its settings and the token when ``ray`` is imported; its own
+    ``_enable_token_auth`` re-reads them the same way (private API of Ray 2.60,
+    exercised by every test that starts a sweep without ``--address``).
+    """
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _read_line(stream: IO[bytes], timeout: float) -> str:
+    """One line from ``stream``, or '' after ``timeout`` seconds or at its end."""
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return out[0].decode(errors="replace") if out else ""
+
+
+def _stop_keeper(keeper: subprocess.Popen[bytes]) -> None:
+    if keeper.stdin is not None:
+        keeper.stdin.close()
+    try:
+        keeper.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(keeper.pid, signal.SIGKILL)
+        keeper.wait()
+
+
+# ---------------------------------------------------------------- the keeper process
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned descendants (Ray's agents outlive the raylet), so they can be reaped."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes of process group ``pgid`` other than this one (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_group() -> None:
+    """Stop every other process of this keeper's group: SIGTERM, a grace period, SIGKILL."""
+    pgid = os.getpgrp()
+    if not Path("/proc/self/stat").exists():  # not Linux: the group signal reaches this process too
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGTERM)
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        deadline = time.monotonic() + _STOP_GRACE_S
+        members = _group_members(pgid)
+        for pid in members:
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+        while members and time.monotonic() < deadline:
+            _reap()
+            time.sleep(0.05)
+            members = _group_members(pgid)
+    _reap()
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def keep(stdin: IO[bytes], stdout: IO[str]) -> int:
+    """The keeper: start Ray, say where it is, and stop it when ``stdin`` ends."""
+    import ray
+
+    _become_subreaper()
+    try:
+        ray.init(address="local", **_RAY_INIT)
+        session_dir = _session_dir()
+        address = ray.get_runtime_context().gcs_address
+    except Exception as e:  # noqa: BLE001 - reported to the sweep process as one line
+        stdout.write(json.dumps({"error": _first_line(e)}) + "\n")
+        stdout.flush()
+        return 1
+    try:
+        stdout.write(json.dumps({"address": address, "session_dir": str(session_dir)}) + "\n")
+        stdout.flush()
+        while stdin.read(1 << 16):  # returns b"" once the sweep process has gone
+            pass
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            _kill_group()
+            shutil.rmtree(session_dir / "artifacts", ignore_errors=True)
+    return 0
+
+
+def _session_dir() -> Path:
+    """This node's Ray session folder (Ray 2.60 has no public API for it; Tune uses the same)."""
+    import ray
+
+    node = ray._private.worker._global_node
+    assert node is not None, "Ray is initialized"
+    return Path(node.get_session_dir_path())
+
+
+def cleanup_staging(experiment_name: str) -> None:
+    """Remove the copy of an experiment Tune staged on this node (``<session>/artifacts/*/<name>``).
+
+    Tune writes the driver's experiment files there before syncing them to the
+    storage path; once the sweep has ended they are only a stale duplicate.
+    """
+    for folder in (_session_dir() / "artifacts").glob(f"*/{experiment_name}"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main() -> int:
+    # Ctrl-C belongs to the sweep process, which stops Tune first and then closes our stdin;
+    # a SIGTERM sent here directly stops Ray at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit)
+    return keep(sys.stdin.buffer, sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
