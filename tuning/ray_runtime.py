@@ -61,19 +61,20 @@ class RayRuntime:
     address: str
     private: bool
     keeper: subprocess.Popen[bytes] | None = None
+    added_env: tuple[str, ...] = ()  # set for a private Ray's token; removed again on close
 
     def close(self) -> None:
         import ray
 
         ray.shutdown()
         if self.keeper is not None:
-            assert self.keeper.stdin is not None
-            self.keeper.stdin.close()  # the keeper's signal to stop Ray
-            try:
-                self.keeper.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                log.warning("the local Ray (keeper pid %d) did not stop within 60 s", self.keeper.pid)
+            _stop_keeper(self.keeper)
             self.keeper = None
+        if self.added_env:
+            for key in self.added_env:
+                os.environ.pop(key, None)
+            _reload_ray_auth_settings()
+            self.added_env = ()
 
 
 def connect(address: str | None) -> RayRuntime:
@@ -148,10 +149,12 @@ def _start_private() -> RayRuntime:
     # Token authentication with a token for this instance only, unless the user chose
     # a mode (RAY_AUTH_MODE) or a token already. This process keeps the variables so
     # that it can connect; the keeper and Ray's processes inherit them.
+    added: dict[str, str] = {}
     if "RAY_AUTH_MODE" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
+        added["RAY_AUTH_MODE"] = "token"
         if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
-            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+            added["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        os.environ.update(added)
         _reload_ray_auth_settings()
     keeper = subprocess.Popen(
         [sys.executable, "-m", "tuning.ray_runtime"],
@@ -166,11 +169,11 @@ def _start_private() -> RayRuntime:
     except json.JSONDecodeError:
         ready = {}
     if "address" not in ready:
-        _stop_keeper(keeper)
+        RayRuntime("", private=True, keeper=keeper, added_env=tuple(added)).close()
         why = ready.get("error") or ("no answer" if not line else line.strip()[:200])
         raise UserError(f"cannot start a local Ray: {why}")
     keeper.stdout.close()
-    runtime = RayRuntime(address=ready["address"], private=True, keeper=keeper)
+    runtime = RayRuntime(address=ready["address"], private=True, keeper=keeper, added_env=tuple(added))
     try:
         _init(runtime.address, "the local Ray")
     except BaseException:
@@ -202,12 +205,15 @@ def _read_line(stream: IO[bytes], timeout: float) -> str:
 
 
 def _stop_keeper(keeper: subprocess.Popen[bytes]) -> None:
+    """Close the keeper's stdin, its signal to stop Ray; kill its process group if it hangs."""
     if keeper.stdin is not None:
         keeper.stdin.close()
     try:
         keeper.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        os.killpg(keeper.pid, signal.SIGKILL)
+        log.warning("the local Ray (keeper pid %d) did not stop within 60 s; killing it", keeper.pid)
+        with contextlib.suppress(OSError):
+            os.killpg(keeper.pid, signal.SIGKILL)
         keeper.wait()
 
 
