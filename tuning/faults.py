@@ -95,8 +95,8 @@ class KillAfterTrials(Callback):
         if not limit or not trials:
             return
         storage = trials[0].storage
-        scheme = storage.storage_filesystem.type_name
-        where = storage.experiment_fs_path if scheme == "local" else f"{scheme}://{storage.experiment_fs_path}"
+        remote = storage.storage_filesystem.type_name == "s3"  # else a local filesystem (possibly wrapped)
+        where = f"s3://{storage.experiment_fs_path}" if remote else storage.experiment_fs_path
         if _kill_point(snapshot(where), int(limit)):
             # Kill between copies, so that storage holds one whole copy: results no older
             # than the snapshot. Decide again on what it holds then.
