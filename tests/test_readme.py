@@ -76,6 +76,14 @@ COMMANDS = (
         "needs a GPU: tests/test_gpu.py and benchmarks/gpu_check.sh run it",
     ),
     Rule(r"python benchmarks/", "skip", "a benchmark: minutes to hours of sweeps, run by hand (benchmarks/README.md)"),
+    *(
+        Rule(pattern, "skip", "a multi-node Ray cluster: tests/test_cluster.py starts one with ray start on loopback")
+        for pattern in (
+            r"export RAY_AUTH_",
+            r"ray (start|get-auth-token|job submit) ",
+            r"python -m tuning\.search .*--address HEAD:",
+        )
+    ),
     Rule(r"python -m tuning\.dashboard ", "serve"),
     Rule(r"python -m tuning\.(search|export|train|analyze|predict)( |$)", "run"),
 )
