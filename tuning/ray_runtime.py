@@ -319,7 +319,8 @@ def _exit(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def main() -> int:
+def keeper_main() -> int:
+    """The keeper process's entry point (``python -m tuning.ray_runtime``), started by the sweep, not a user command."""
     # Ctrl-C belongs to the sweep process, which stops Tune first and then closes our stdin;
     # a SIGTERM sent here directly stops Ray at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -328,4 +329,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(keeper_main())
