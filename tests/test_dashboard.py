@@ -169,6 +169,10 @@ def test_summary_compares_at_the_same_epoch_and_names_next_steps(sweep: dict[str
     # Ray's table names the experiment folder, not its temporary session folder.
     assert f"Results: {exp}" in out
     assert "Result logdir" not in out and "/tmp/ray/session" not in out
+    # The final status table shows each reported value once.
+    header = [line for line in out.splitlines() if "Trial name" in line][-1]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns.count(METRIC) == 1 and {"epoch", "train_loss", *PARAMS} <= set(columns), columns
 
 
 # --------------------------------------------------------------------------- the browser

@@ -8,18 +8,32 @@ can pickle it into ``tuner.pkl`` by reference and a resumed sweep finds it again
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ray.tune import CLIReporter
 
+from tuning.metrics import METRIC
+
 LOGDIR_PREFIX = "Result logdir: "
+METRIC_COLUMNS = ("epoch", METRIC, "train_loss")
+"""The reported values the status table shows per trial, each once."""
 
 
 class SweepReporter(CLIReporter):
-    """:class:`ray.tune.CLIReporter` whose "Result logdir" line is the experiment folder."""
+    """:class:`ray.tune.CLIReporter` whose "Result logdir" line is the experiment folder.
 
-    def __init__(self, experiment_path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    Args:
+        experiment_path: the folder the "Results:" line names.
+        parameter_columns: the searched parameters, one column each.
+        kwargs: the rest of :class:`~ray.tune.CLIReporter`'s options.
+    """
+
+    def __init__(self, experiment_path: str, parameter_columns: Sequence[str], **kwargs: Any) -> None:
+        kwargs.setdefault("metric_columns", list(METRIC_COLUMNS))
+        kwargs.setdefault("max_report_frequency", 30)
+        kwargs.setdefault("max_progress_rows", 12)
+        super().__init__(parameter_columns=list(parameter_columns), **kwargs)
         self.experiment_path = experiment_path
 
     def _print(self, msg: str) -> None:

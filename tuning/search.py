@@ -229,13 +229,7 @@ def build_tuner(
             ),
             failure_config=tune.FailureConfig(max_failures=1),
             callbacks=_fault_injection(),
-            progress_reporter=SweepReporter(
-                exp.path,
-                max_report_frequency=30,
-                metric_columns=["epoch", METRIC, "val_mae", "train_loss"],
-                parameter_columns=list(space.parameters),
-                max_progress_rows=12,
-            ),
+            progress_reporter=SweepReporter(exp.path, parameter_columns=list(space.parameters)),
             verbose=1,
         ),
     )
@@ -481,6 +475,10 @@ def _fit(
     # Snapshot the experiment (trial states, searcher) every 2 s instead of
     # every >= 10 s: a killed sweep then loses at most a couple of seconds.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Tune also snapshots whenever a trial has saved CheckpointConfig.num_to_keep checkpoints
+    # since the last one, and warns when that happens within 5 s: with a checkpoint every
+    # epoch that is the design here, not a problem a user can act on (0 turns the warning off).
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = build_tuner(settings, space, exp, data, restore=restore, warm=warm)
     if extend and restore:
         from tuning.searcher import extend as extend_tuner
