@@ -81,6 +81,14 @@ def _truncate(pattern: str) -> Callable[[Path], None]:
     return damage
 
 
+def _lose_tuner_pkl(exp: Path) -> None:
+    """A sweep whose trials reported, without its tuner.pkl (deleted, or not copied along): a resume started it over."""
+    (exp / "tuner.pkl").unlink()
+    trial = exp / "train_trial_0a1b2c3d_1_2026-01-01_00-00-00"
+    trial.mkdir()
+    (trial / "result.json").write_text(json.dumps({"trial_id": "0a1b2c3d", "epoch": 1, "val_mae": 1.5}) + "\n")
+
+
 TRAIN_OUT = ("--output", "{out}")
 STORE = ("--storage-path", "{storage}")
 RESUME = ("--resume", "--name", SWEEP, *STORE)
@@ -118,6 +126,8 @@ CASES = [
     Case("sweep-json-not-an-object", "export", NAMED, "must hold a JSON object of sweep settings, got list", damage=_sweep_json("[]")),
     Case("sweep-json-wrong-type", "search", RESUME, "setting 'num_samples' must be int, got 'x'", damage=_set("num_samples", "x")),
     Case("tuner-pkl-truncated", "search", RESUME, "tuner.pkl is truncated or corrupt", damage=_truncate("tuner.pkl")),
+    Case("tuner-pkl-missing-after-trials", "search", RESUME, "tuner.pkl is missing, so Tune cannot resume this sweep",
+         damage=_lose_tuner_pkl),  # fmt: skip
     *(
         Case(f"experiment-state-truncated-{cmd}", cmd, args, "is truncated or corrupt (JSONDecodeError",
              damage=_truncate("experiment_state-*.json"))  # fmt: skip
@@ -250,7 +260,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (37, 11)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (38, 11)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

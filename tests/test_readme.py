@@ -70,6 +70,7 @@ class Rule:
 COMMANDS = (
     Rule(r"python3 -m venv \.venv && .*pip install", "skip", "the install itself: CI's .ci/run runs exactly this"),
     Rule(r"python -m pytest$", "skip", "the test suite: this test is part of it"),
+    Rule(r"python -m pytest tests/", "skip", "tests of the suite this test is part of"),
     Rule(
         r"python -m tuning\.search .*--gpus-per-trial",
         "skip",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +16,16 @@ import pandas as pd
 import pytest
 import torch
 from conftest import write_csv
+from support import child_env, run, search_cmd
 
 from tuning import analyze, export, search, train
 from tuning.analysis import CURVE_COLUMNS, TRIAL_COLUMNS, load_curves, load_sweep
 from tuning.config import DEFAULTS, TrainConfig
 from tuning.engine import CHECKPOINT_FILE, TrainingRun, load_checkpoint
-from tuning.faults import FAULT_ENV, snapshot
+from tuning.faults import FAULT_ENV, TRIAL_ERROR_ENV, snapshot
 from tuning.metrics import METRIC
 from tuning.sources import synthetic_traffic
+from tuning.storage import DISK_FULL_FAULT_ENV, Experiment
 from tuning.trainable import REPORTED_METRICS
 
 pytestmark = pytest.mark.slow
@@ -206,6 +210,44 @@ def test_analyze_writes_tables_and_plots(sweep: dict[str, Any], capsys: pytest.C
     assert len(pd.read_csv(sweep["exp"] / "trials.csv")) == NUM_SAMPLES
 
 
+def _files(folder: Path) -> dict[Path, int]:
+    """Each file's modification time, but the lock a refused process held for a moment."""
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != "lock.json"}
+
+
+def test_a_finished_sweep_without_tuner_pkl_is_not_run_again(
+    sweep: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: --resume took it for a sweep killed before its first snapshot and ran every trial again."""
+    shutil.copytree(sweep["exp"], tmp_path / "e2e")
+    (tmp_path / "e2e" / "tuner.pkl").unlink()
+    before = _files(tmp_path / "e2e")
+    assert search.main(["--resume", "--name", "e2e", "--storage-path", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{tmp_path}/e2e/tuner.pkl is missing, so Tune cannot resume this sweep, whose trials have results" in line
+    assert f"--warm-start {tmp_path}/e2e --name NEW" in line
+    assert _files(tmp_path / "e2e") == before  # nothing ran, nothing removed
+    assert export.main(["--name", "e2e", "--storage-path", str(tmp_path)]) == 0  # the results still read
+
+
+def test_only_a_sweep_without_trial_results_may_start_over(tmp_path: Path) -> None:
+    """What _restorable asks before it starts a sweep over that has no tuner.pkl."""
+    exp = Experiment.at(tmp_path, "s")
+    (tmp_path / "s" / "sweep").mkdir(parents=True)
+    assert not search.has_trial_results(exp)  # killed before Tune wrote anything
+    trial = tmp_path / "s" / "train_trial_1"
+    trial.mkdir()
+    (trial / "result.json").write_text("")
+    assert not search.has_trial_results(exp)  # a trial started, reported nothing
+    (trial / "result.json").write_text('{"epoch": 1}\n')
+    assert search.has_trial_results(exp)
+    (trial / "result.json").unlink()
+    (tmp_path / "s" / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [], "runner_data": {}}')
+    assert not search.has_trial_results(exp)  # a snapshot of no trials
+    (tmp_path / "s" / "experiment_state-2026-01-01_00-00-00.json").write_text('{"trial_data": [["{}", "{}"]]')
+    assert search.has_trial_results(exp)  # torn: written for trials
+
+
 def test_diverging_trial_is_marked_and_the_sweep_finishes(ray_cluster: str, tiny_csv: Path, tmp_path: Path) -> None:
     space = tmp_path / "diverge.yaml"
     # AdamW's decoupled decay multiplies each weight by (1 - learning_rate * weight_decay) per
@@ -328,3 +370,96 @@ def test_trials_larger_than_the_cluster_are_refused(
     assert search.main([*argv, "--gpus-per-trial", "1.5"]) == 2
     assert "a fraction of one GPU (e.g. 0.25) or whole GPUs" in capsys.readouterr().err
     assert not (tmp_path / "big").exists()
+
+
+# --- errored trials -------------------------------------------------------------------------------
+
+
+def _errored_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if " errored: " in line]
+
+
+def _sweep_with_faulty_trials(tiny_csv: Path, tmp: Path, samples: int) -> subprocess.CompletedProcess[str]:
+    """A sweep in a child process with its own Ray, whose workers see ``TUNING_FAULT_TRIAL_ERROR=defaults``:
+    the defaults' trial (the first) reports epoch 1, then raises, and again on its retry."""
+    space = tmp / "space.yaml"
+    space.write_text(SPACE)
+    env = child_env("errored-trials", tmp, **{TRIAL_ERROR_ENV: "defaults"})
+    argv = ["--space", str(space), "--data", str(tiny_csv), "--storage-path", str(tmp / "results"), "--name", "faulty",
+            "--num-samples", str(samples), "--max-epochs", "2", "--max-concurrent", "1"]  # fmt: skip
+    return run(search_cmd(*argv), env, tmp)
+
+
+def test_an_errored_trial_is_named_and_its_metrics_stay_out_of_the_export(tiny_csv: Path, short_tmp: Path) -> None:
+    """Exit 1 naming the errored trial and why; the summary and export come from the others."""
+    done = _sweep_with_faulty_trials(tiny_csv, short_tmp, samples=3)
+    assert done.returncode == 1, done.stderr[-3000:]
+    exp = short_tmp / "results" / "faulty"
+    trials = load_sweep(exp)
+    errored = trials[trials["status"] == "ERROR"]
+    assert len(trials) == 3 and list(errored["is_default"]) == [True]
+    (defaults_id,) = errored["trial_id"]
+    assert math.isfinite(errored["best_val_mae"].iloc[0])  # it did report metrics before it failed
+    assert (trials.loc[~trials["is_default"], "status"] == "TERMINATED").all()
+    # stderr, after the rest of the summary: which trial, and why (the last line of Tune's error file)
+    lines = _errored_lines(done.stderr)
+    assert lines == [
+        f"trial {defaults_id} errored: tuning.faults.InjectedTrialError: injected fault: the defaults' trial fails after "
+        f"epoch 1 ({TRIAL_ERROR_ENV}=defaults) ({errored['logdir'].iloc[0]}/error.txt)"
+    ], done.stderr[-3000:]
+    assert "1 of 3 trials errored; the best config comes from the 2 others" in done.stderr
+    assert done.stderr.splitlines()[-1].endswith(f"--name faulty --storage-path {short_tmp / 'results'} --resume")
+    # the rest of the summary and the export are there, from the trials that finished
+    assert f"the defaults' trial {defaults_id} errored, so its metrics are left out" in done.stdout
+    assert "best trial" in done.stdout and "next:" in done.stdout
+    doc = json.loads((exp / "best_config.json").read_text())
+    assert doc["trial_id"] != defaults_id
+    assert doc["defaults_metrics"] is None
+    assert doc["defaults_errored"]["trial_id"] == defaults_id
+    assert "InjectedTrialError" in doc["defaults_errored"]["error"]
+
+
+def test_a_sweep_whose_trials_all_errored_exits_1_and_exports_nothing(tiny_csv: Path, short_tmp: Path) -> None:
+    """Its one trial reported a finite value before it errored: still no best config from it."""
+    done = _sweep_with_faulty_trials(tiny_csv, short_tmp, samples=1)
+    assert done.returncode == 1, done.stderr[-3000:]
+    exp = short_tmp / "results" / "faulty"
+    trials = load_sweep(exp)
+    assert len(trials) == 1 and (trials["status"] == "ERROR").all() and math.isfinite(trials["best_val_mae"].iloc[0])
+    (line,) = _errored_lines(done.stderr)
+    assert line.startswith(f"trial {trials['trial_id'].iloc[0]} errored: tuning.faults.InjectedTrialError: "), line
+    assert "every trial of sweep faulty errored (1 of 1): no best config" in done.stderr
+    assert not any(line.startswith("best trial") for line in done.stdout.splitlines())  # no summary of ours
+    assert not (exp / "best_config.json").exists()
+
+
+# --- a full disk --------------------------------------------------------------------------------
+
+
+def test_a_full_disk_mid_sweep_is_one_line_and_the_printed_resume_finishes(
+    ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """ENOSPC injected into the driver's 8th write of the scheduler state, once the first trial is done."""
+    argv = ["--space", str(space_file), "--data", str(tiny_csv), "--storage-path", str(tmp_path), "--name", "full",
+            "--max-concurrent", "1"]  # fmt: skip
+    monkeypatch.setenv(DISK_FULL_FAULT_ENV, "asha_state.json@8")
+    assert search.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    exp = tmp_path / "full"
+    resume = f"python -m tuning.search --name full --storage-path {tmp_path} --resume"
+    assert err[-1] == (
+        f"python -m tuning.search: error: disk full while writing {exp}/sweep/asha_state.json: free space on that disk, "
+        f"then resume with: {resume}"
+    ), err[-5:]
+    before = load_sweep(exp)
+    done = before[before["status"] == "TERMINATED"]
+    assert 1 <= len(done) < NUM_SAMPLES
+    epochs = {t: _raw_epochs(Path(d)) for t, d in zip(done["trial_id"], done["logdir"])}
+    monkeypatch.delenv(DISK_FULL_FAULT_ENV)
+    assert search.main(shlex.split(resume)[3:]) == 0
+    after = load_sweep(exp).set_index("trial_id")
+    assert len(after) == NUM_SAMPLES and (after["status"] == "TERMINATED").all()
+    for trial_id, ran in epochs.items():
+        assert _raw_epochs(Path(after.loc[trial_id, "logdir"])) == ran, f"finished trial {trial_id} ran again"
+    assert (exp / "best_config.json").is_file()

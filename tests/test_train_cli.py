@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from conftest import write_csv, write_malicious_checkpoint
 from tuning.data import min_steps
 from tuning.errors import DataError
 from tuning.sources import synthetic_traffic
+from tuning.storage import DISK_FULL_FAULT_ENV
 from tuning.train import main
 
 pytestmark = pytest.mark.usefixtures("restore_tuning_logger")
@@ -371,3 +373,63 @@ def test_real_uci_file_trains_with_columns(tmp_path: Path, capsys: pytest.Captur
     info = json.loads((out / "info.json").read_text())
     assert info["data"] == UCI.name and info["epochs_run"] == 1
     assert torch.load(out / "model.pt", weights_only=False)["sensor_ids"] == ["traffic_volume"]
+
+
+# --- a full disk --------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_one_line_and_the_printed_resume_finishes(
+    data_csv: Path, fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC injected at the second epoch's checkpoint (``TUNING_FAULT_ENOSPC``; a real one: the next test)."""
+    out = tmp_path / "run"
+    monkeypatch.setenv(DISK_FULL_FAULT_ENV, "epoch_0002.pt")
+    assert _train(data_csv, fast_config, out, "--max-epochs", "3", "--quiet") == 2
+    line = _one_line_error(capsys)
+    assert f"disk full while writing {out}/checkpoints/epoch_0002.pt: free space on that disk, then resume with: " in line
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "epoch_0001.pt"]  # no temporary file left
+    monkeypatch.delenv(DISK_FULL_FAULT_ENV)
+    resume = shlex.split(line.split("then resume with: ", 1)[1])
+    assert resume[:3] == ["python", "-m", "tuning.train"] and resume[-1] == "--resume"
+    assert _run(resume[3:]) == 0
+    info = json.loads((out / "info.json").read_text())
+    assert (info["resumed_from_epoch"], info["epochs_run"]) == (1, 3)
+
+
+RESUME_ON_A_FULL_DISK = """
+mount -t tmpfs -o size=256k tmpfs "$MNT" || exit 97
+"$PY" -m tuning.train --data "$CSV" --config "$CFG" --output "$MNT/run" --max-epochs 3 --quiet 2> "$OUT/first.err"
+echo $? > "$OUT/first.rc"
+ls "$MNT/run/checkpoints" > "$OUT/kept.txt"
+mount -o remount,size=8m "$MNT"   # space freed
+"$PY" -m tuning.train --output "$MNT/run" --resume --quiet 2> "$OUT/second.err"
+echo $? > "$OUT/second.rc"
+cp "$MNT/run/info.json" "$OUT/"
+"""
+
+
+def test_a_real_full_disk_then_resume(data_csv: Path, fast_config: Path, tmp_path: Path) -> None:
+    """A 256 KiB tmpfs, mounted in a user and mount namespace of its own (no root needed where the
+    kernel allows unprivileged user namespaces): the second epoch's 135 kB checkpoint does not fit."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no user namespaces here, so no private tmpfs: {probe.stderr.strip()}")
+    (tmp_path / "mnt").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MNT": str(tmp_path / "mnt"), "OUT": str(tmp_path), "PY": sys.executable,
+           "CSV": str(data_csv), "CFG": str(fast_config)}  # fmt: skip
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", RESUME_ON_A_FULL_DISK], env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode == 97:
+        pytest.skip(f"no tmpfs mount in a user namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    first = (tmp_path / "first.err").read_text().strip().splitlines()
+    assert (tmp_path / "first.rc").read_text().strip() == "2", first
+    assert len(first) == 1 and first[0].startswith("python -m tuning.train: error: disk full while writing "), first
+    assert "/run/checkpoints/epoch_0002.pt: free space on that disk, then resume with: " in first[0]
+    assert (tmp_path / "kept.txt").read_text().split() == ["best.pt", "epoch_0001.pt"]
+    assert (tmp_path / "second.rc").read_text().strip() == "0", (tmp_path / "second.err").read_text()
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert (info["resumed_from_epoch"], info["epochs_run"]) == (1, 3)

@@ -33,11 +33,15 @@ CURVE_COLUMNS = [
 TRIAL_COLUMNS = [
     "trial_id", "trial_index", "status", "finished", "is_default", "epochs_run", BEST_COLUMN, "best_epoch", "best_val_loss",
     "best_val_rmse", "last_val_loss", "last_val_mae", "last_train_loss", "stopped_by_asha", "diverged",
-    "stopped_early", "time_total_s", "logdir",
+    "stopped_early", "error", "time_total_s", "logdir",
 ]  # fmt: skip
 """Columns of :func:`load_sweep` besides one column per searched config field."""
 
-DONE_STATUSES = ("TERMINATED", "ERROR")
+ERRORED = "ERROR"
+"""Tune's status of a trial that raised (after its retries); it counts as finished."""
+DONE_STATUSES = ("TERMINATED", ERRORED)
+ERROR_FILE = "error.txt"
+"""Where Tune writes the error of each failure of a trial, in the trial's folder."""
 
 
 def _experiment_dir(path: str | Path) -> Path:
@@ -97,6 +101,15 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue  # a line torn by a kill mid-write
     return rows
+
+
+def _error_line(logdir: str) -> str | None:
+    """The last line of the trial's Tune error file: the exception's type and message."""
+    path = Path(logdir) / ERROR_FILE
+    if not path.is_file():
+        return None
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _curve_rows(trial_id: str, logdir: str) -> pd.DataFrame:
@@ -165,6 +178,8 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
             "stopped_by_asha": t["trial_id"] in stopped,
             "diverged": bool(any(r.get("diverged") for r in results)),
             "stopped_early": bool(last.get("stopped_early", False)),
+            # What an errored trial raised (a trial that errored and then finished on its retry has none).
+            "error": _error_line(t["logdir"]) if t["status"] == ERRORED else None,
             "time_total_s": float(last.get("time_total_s", math.nan)),
             "logdir": t["logdir"],
             **t["config"],
@@ -174,6 +189,17 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=TRIAL_COLUMNS)
     return frame.sort_values(BEST_COLUMN, na_position="last").reset_index(drop=True)
+
+
+def usable(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials a best config and the defaults' metrics may come from: a finite value, and not errored.
+
+    An errored trial's values are real but partial, and its config is one that crashed.
+    """
+    if trials.empty:
+        return trials
+    finite = np.isfinite(trials[BEST_COLUMN].to_numpy(dtype=float))
+    return trials[finite & (trials["status"] != ERRORED).to_numpy()] if "status" in trials else trials[finite]
 
 
 def relocate(trials: pd.DataFrame, folder: Path, uri: str) -> pd.DataFrame:
@@ -278,8 +304,8 @@ class DefaultsComparison:
 
 
 def compare_with_defaults(trials: pd.DataFrame, curves: pd.DataFrame) -> DefaultsComparison | None:
-    """The best and the defaults' trial at the last epoch both reached; None without both."""
-    ok = trials[np.isfinite(trials[BEST_COLUMN].to_numpy(dtype=float))]
+    """The best and the defaults' trial at the last epoch both reached; None without both (errored trials left out)."""
+    ok = usable(trials)
     defaults = ok[ok["is_default"].astype(bool)]
     if ok.empty or defaults.empty:
         return None

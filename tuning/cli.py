@@ -16,6 +16,8 @@ from typing import NoReturn
 from tuning.config import MAX_SEED
 from tuning.errors import UserError
 
+EXIT_TRIALS_FAILED = 1
+"""A sweep in which trials errored: they are named on stderr; the rest of its results are kept."""
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 

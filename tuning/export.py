@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from tuning import storage
-from tuning.analysis import BEST_COLUMN, DefaultsComparison, load_sweep
+from tuning.analysis import BEST_COLUMN, ERRORED, DefaultsComparison, load_sweep, usable
 from tuning.cli import ArgumentParser, prog_name, run_main
 from tuning.config import DEFAULTS, TrainConfig
 from tuning.errors import UserError
@@ -45,9 +44,10 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
 
     settings = SweepSettings.load(exp)
     trials = load_sweep(exp.path) if trials is None else trials
-    ok = trials[trials[BEST_COLUMN].astype(float).map(math.isfinite)] if len(trials) else trials
+    # Errored trials never count: neither as the best nor as the defaults' metrics.
+    ok = usable(trials)
     if ok.empty:
-        raise UserError(f"{exp.path}: no trial has reported a finite validation loss yet; nothing to export")
+        raise UserError(f"{exp.path}: no trial without an error has reported a finite validation loss yet; nothing to export")
     best = ok.iloc[0]
     space = settings.load_space()
     searched = list(space.parameters)
@@ -57,7 +57,8 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
     # The sweep's own run settings (a trial's threads, no engine checkpoints) are not the model's.
     trial = trial.replace(num_threads=DEFAULTS.num_threads, save_checkpoints=DEFAULTS.save_checkpoints)
     config = final_config(trial, searched)
-    defaults = ok[ok["is_default"]]
+    defaults = ok[ok["is_default"].astype(bool)]
+    errored_defaults = trials[trials["is_default"].astype(bool) & (trials["status"] == ERRORED)]
     return {
         "experiment": exp.path,
         "trial_id": best["trial_id"],
@@ -69,6 +70,12 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         "final_budget": _budget(config),
         "metrics": {k: _plain(best[k]) for k in _METRIC_KEYS},
         "defaults_metrics": {k: _plain(defaults.iloc[0][k]) for k in _METRIC_KEYS} if len(defaults) else None,
+        # Why defaults_metrics is null when the defaults' trial errored: its id and error.
+        "defaults_errored": (
+            {"trial_id": errored_defaults.iloc[0]["trial_id"], "error": errored_defaults.iloc[0]["error"]}
+            if len(errored_defaults) and not len(defaults)
+            else None
+        ),
         "checkpoint": _latest_checkpoint(best["logdir"]),
         "data": settings.data_label,
         # what `tuning.train --config` reads when it is given no --data
@@ -127,6 +134,9 @@ def format_summary(doc: dict[str, Any], comparison: DefaultsComparison | None = 
     for key in (BEST_COLUMN, "best_val_rmse", "best_val_loss", "epochs_run"):
         dv = "n/a" if d is None else f"{d[key]:.5g}"
         lines.append(f"  {key:<16} {m[key]:>12.5g} {dv:>12}")
+    errored = doc.get("defaults_errored")
+    if d is None and errored:
+        lines.append(f"  the defaults' trial {errored['trial_id']} errored, so its metrics are left out: {errored['error']}")
     if comparison is not None:
         lines.extend(comparison.lines())
     return "\n".join(lines)

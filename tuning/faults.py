@@ -1,4 +1,4 @@
-"""Fault injection for the resume tests (``TUNING_FAULT_KILL_AFTER_TRIALS=N``).
+"""Fault injection for the resume tests (``TUNING_FAULT_KILL_AFTER_TRIALS=N``) and errored trials.
 
 The search process SIGKILLs itself, as ``kill -9`` would, once Tune's snapshot on
 storage records N finished trials and at least one trial mid-flight with a checkpoint
@@ -10,6 +10,11 @@ can look at the live sweep (its lock) and then ``kill -9`` it from outside. A
 module of its own so that Tune can pickle the callback into ``tuner.pkl`` by
 reference; the variable is read when the callback runs, so the restored copy in a
 resumed sweep stays quiet. The storage may be a folder or a URI (``s3://...``).
+
+``TUNING_FAULT_TRIAL_ERROR=defaults`` makes the documented defaults' trial raise once it
+has reported its first epoch (:func:`fail_trial`, called by the trainable): a sweep in
+which one trial, with real metrics, ends as ERROR while the others finish (or, in a
+sweep of one trial, all trials error). The variable must reach Ray's workers: the sweep starts its own Ray.
 """
 
 from __future__ import annotations
@@ -29,6 +34,27 @@ from tuning.errors import UserError
 
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 FAULT_SIGNAL_ENV = "TUNING_FAULT_SIGNAL"
+TRIAL_ERROR_ENV = "TUNING_FAULT_TRIAL_ERROR"
+
+
+class InjectedTrialError(RuntimeError):
+    """The error :func:`fail_trial` raises in a trial."""
+
+
+def fail_trial(sampled: dict[str, Any], epoch: int) -> None:
+    """Raise before an epoch in the trial ``TUNING_FAULT_TRIAL_ERROR=defaults`` names (``epoch``: those done so far).
+
+    The documented defaults' trial fails once it has reported an epoch, so it has
+    metrics, and its retry from that checkpoint fails at once.
+    """
+    from tuning.config import DEFAULTS
+
+    if (
+        os.environ.get(TRIAL_ERROR_ENV) == "defaults"
+        and epoch >= 1
+        and all(getattr(DEFAULTS, k) == v for k, v in sampled.items())
+    ):
+        raise InjectedTrialError(f"injected fault: the defaults' trial fails after epoch {epoch} ({TRIAL_ERROR_ENV}=defaults)")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from tuning import storage
-from tuning.analysis import compare_with_defaults, load_curves, load_sweep
+from tuning.analysis import ERRORED, compare_with_defaults, load_curves, load_sweep
 from tuning.config import TrainConfig
 from tuning.errors import UserError
 from tuning.spaces import SearchSpace
@@ -65,6 +65,13 @@ class SweepResult:
         doc = self._export()
         return {"trial_id": doc["trial_id"], **doc["metrics"]}
 
+    @property
+    def errored(self) -> pd.DataFrame:
+        """The trials that errored (after their retries): ``trial_id``, ``error`` (the exception's last line), ``logdir``."""
+        if self.trials.empty:
+            return pd.DataFrame(columns=["trial_id", "error", "logdir"])
+        return self.trials.loc[self.trials["status"] == ERRORED, ["trial_id", "error", "logdir"]].reset_index(drop=True)
+
     def _export(self) -> dict[str, Any]:
         if self.export is None:
             raise UserError(f"{self.path}: no trial has a finite validation MAE yet, so there is no best config")
@@ -94,6 +101,8 @@ class SweepResult:
         from tuning.export import format_summary
 
         if self.export is None:
+            if len(self.trials) and len(self.errored) == len(self.trials):
+                return f"sweep {self.name}: all {len(self.trials)} trials errored"
             return f"sweep {self.name}: no trial has a finite validation MAE"
         return format_summary(self.export, compare_with_defaults(self.trials, self.curves))
 

@@ -20,17 +20,19 @@ import contextlib
 import logging
 import os
 import pickletools
+import re
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from tuning import lock, ray_runtime, storage
+from tuning import cli, lock, ray_runtime, storage
+from tuning.analysis import ERROR_FILE
 from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
 from tuning.data import PreparedData
-from tuning.errors import UserError
+from tuning.errors import DISK_FULL_ERRNOS, DiskFullError, UserError, disk_full
 from tuning.logs import configure_logging, quiet_libraries
 from tuning.metrics import METRIC, MODE
 from tuning.ray_runtime import RayRuntime
@@ -49,9 +51,21 @@ MODULE = "tuning.search"
 log = logging.getLogger("tuning.search")
 
 
+EXIT_STATUSES = f"""exit status:
+  0    every trial finished
+  {cli.EXIT_TRIALS_FAILED}    trials errored: each is named on stderr with its error; the best config and the
+       results come from the trials that finished (--resume retries the errored ones
+       from their last checkpoint once the cause is fixed)
+  {cli.EXIT_USER_ERROR}    bad input or a full disk, in one line on stderr
+  {cli.EXIT_INTERRUPTED}  interrupted (Ctrl-C); the command to resume is printed"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        prog=prog_name(MODULE), description="Search training settings with Ray Tune (ASHA scheduler, Optuna TPE searcher)."
+        prog=prog_name(MODULE),
+        description="Search training settings with Ray Tune (ASHA scheduler, Optuna TPE searcher).",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--space", metavar="FILE", default=None, help="search-space YAML, or a name in search_spaces/ (default: default)"
@@ -156,6 +170,27 @@ def load_sweep_data(settings: SweepSettings, space: SearchSpace, given: SweepDat
     data = prepare(settings, given)
     trial_config(space.first_point(), settings, space, source=space.source)
     return data
+
+
+@contextlib.contextmanager
+def _disk_full_says_how_to_resume(exp: Experiment) -> Iterator[None]:
+    """A full disk anywhere in the sweep (our files, Tune's, a trial's): one line, with the command that resumes it.
+
+    Every file is written whole, so what reached the disk stays usable and ``--resume``
+    continues from it once there is room again.
+    """
+    try:
+        yield
+    except Exception as e:
+        full = disk_full(e)
+        if full is None:
+            raise
+        raise _disk_full(full.path, exp) from e
+
+
+def _disk_full(path: str, exp: Experiment) -> DiskFullError:
+    then = f"resume with: {_resume_command(exp)}" if exp.exists(SWEEP_FILE) else "run the same command again"
+    return DiskFullError(path, f"free space on that disk, then {then}")
 
 
 def _resume_command(exp: Experiment) -> str:
@@ -306,6 +341,7 @@ def run_sweep(
     with contextlib.ExitStack() as held:
         existed = exp.exists()
         held.enter_context(lock.hold(exp))  # a sweep of this name running now: refused, naming it
+        held.enter_context(_disk_full_says_how_to_resume(exp))
         if existed or exp.exists(SWEEP_FILE):
             raise UserError(f"experiment {exp.path} exists; continue it with --resume (resume_sweep) or choose another --name")
         earlier = _earlier_sweep(warm_start, storage_path) if warm_start is not None else None
@@ -355,6 +391,7 @@ def resume_sweep(
     settings = SweepSettings.load(exp)
     with contextlib.ExitStack() as held:
         held.enter_context(lock.hold(exp))  # the sweep running now: refused, naming its process
+        held.enter_context(_disk_full_says_how_to_resume(exp))
         given = None
         if settings.data_in_memory_only:
             if data is None:
@@ -416,10 +453,37 @@ def _plan_warm_start(settings: SweepSettings, space: SearchSpace) -> WarmStart |
     return warm
 
 
+TUNER_FILE = "tuner.pkl"
+"""What ``Tuner.restore`` needs besides the snapshot: the trainable, searcher and scheduler as Tune pickled them."""
+
+
+def has_trial_results(exp: Experiment) -> bool:
+    """Whether any trial of the sweep has reported: a trial folder with a non-empty ``result.json``,
+    or a snapshot that lists a trial (a torn one counts: it was written for trials)."""
+    from tuning.analysis import newest_snapshot
+
+    try:
+        if newest_snapshot(exp.path):
+            return True
+    except UserError:
+        return True
+    return any(storage.file_size(exp.file(name, "result.json")) for name in storage.list_names(exp.path))
+
+
 def _restorable(exp: Experiment) -> bool:
-    """Whether Tune can restore the sweep; one killed before its first snapshot starts over."""
+    """Whether Tune can restore the sweep; one killed before its first snapshot starts over.
+
+    Only a sweep without trial results may start over: one that lost its ``tuner.pkl``
+    after trials ran is refused, or every trial would run again.
+    """
     from ray import tune
 
+    if not exp.exists(TUNER_FILE) and has_trial_results(exp):
+        raise UserError(
+            f"{exp.file(TUNER_FILE)} is missing, so Tune cannot resume this sweep, whose trials have results: "
+            f"{prog_name('tuning.export')} and {prog_name('tuning.analyze')} still read it, and "
+            f"{prog_name(MODULE)} --warm-start {shlex.quote(exp.path)} --name NEW starts a new sweep that knows its trials"
+        )
     restorable = exp.is_local and any(Path(exp.path).glob("experiment_state-*.json")) or not exp.is_local
     restorable = restorable and tune.Tuner.can_restore(exp.path)
     if restorable and exp.is_local:
@@ -428,7 +492,7 @@ def _restorable(exp: Experiment) -> bool:
     if not restorable:
         # Killed before Tune's first snapshot: nothing ran to completion, so start over.
         log.warning("sweep %s stopped before its first snapshot; starting it again from scratch", exp.name)
-        for part in ("tuner.pkl", ASHA_FILE):
+        for part in (TUNER_FILE, ASHA_FILE):
             if exp.exists(part) and exp.is_local:
                 Path(exp.file(part)).unlink()
     return restorable
@@ -442,7 +506,7 @@ def _check_restorable(folder: Path) -> None:
     """
     from tuning.analysis import newest_snapshot
 
-    tuner_file = folder / "tuner.pkl"
+    tuner_file = folder / TUNER_FILE
     try:
         for _ in pickletools.genops(tuner_file.read_bytes()):
             pass
@@ -495,7 +559,11 @@ def _fit(
     result = SweepResult.read(exp, settings, None)
     if not result.complete:
         return result
+    from tuning.analysis import usable
     from tuning.export import export_best
+
+    if usable(result.trials).empty and len(result.errored):
+        return result  # nothing to export; report() names the errored trials
 
     return SweepResult.read(exp, settings, export_best(exp, trials=result.trials))
 
@@ -524,8 +592,23 @@ def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace
     return [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in _RESUME_FLAGS and v != defaults[k]]
 
 
+_FULL_DISK_ERROR = re.compile(
+    rf"{DiskFullError.__name__}: disk full while writing (?P<ours>.+?): |\[Errno (?:{'|'.join(map(str, DISK_FULL_ERRNOS))})\][^:]*: '(?P<os>.+)'"
+)
+
+
+def _full_disk_in(error: str | None) -> str | None:
+    """The path a trial's error line says a full disk refused; None for any other error."""
+    found = _FULL_DISK_ERROR.search(error) if isinstance(error, str) else None
+    return None if found is None else found.group("ours") or found.group("os")
+
+
 def report(result: SweepResult) -> int:
-    """Print the end of a sweep; the exit status (130: interrupted)."""
+    """Print the end of a sweep; the exit status (:data:`EXIT_STATUSES`).
+
+    Errored trials come last, on stderr, after the rest of the summary: each with its
+    id, the last line of its error and Tune's error file.
+    """
     finished = int(result.trials["finished"].sum()) if len(result.trials) else 0
     if not result.complete:
         print(
@@ -533,11 +616,29 @@ def report(result: SweepResult) -> int:
             f"{_resume_command(result.experiment)}",
             file=sys.stderr,
         )
-        return 130
-    print(result.summary())
-    print(f"results: {result.path}  (best config: {result.experiment.file(BEST_FILE)})")
-    print(next_steps(result.experiment))
-    return 0
+        return cli.EXIT_INTERRUPTED
+    errored = result.errored
+    full = next((m for m in map(_full_disk_in, errored["error"]) if m), None)
+    if full is not None:  # trials failed on a full disk: the sweep as a whole did
+        raise _disk_full(full, result.experiment)
+    if result.export is not None:
+        print(result.summary())
+        print(f"results: {result.path}  (best config: {result.experiment.file(BEST_FILE)})")
+        print(next_steps(result.experiment))
+    if errored.empty:
+        return 0
+    for trial in errored.itertuples():
+        print(f"trial {trial.trial_id} errored: {trial.error or 'no error file'} ({trial.logdir}/{ERROR_FILE})", file=sys.stderr)
+    count, total = len(errored), len(result.trials)
+    if count == total:
+        outcome = f"every trial of sweep {result.name} errored ({count} of {total}): no best config"
+    elif result.export is None:
+        outcome = f"{count} of {total} trials errored and none of the others has a finite {METRIC}: no best config"
+    else:
+        outcome = f"{count} of {total} trials errored; the best config comes from the {total - count} others"
+    print(f"{outcome}; once the cause is fixed, --resume retries the errored ones from their last checkpoint:\n  "
+          f"{_resume_command(result.experiment)}", file=sys.stderr)  # fmt: skip
+    return cli.EXIT_TRIALS_FAILED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

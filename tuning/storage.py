@@ -10,6 +10,7 @@ filesystem layer as Ray's, so a shared store serves a cluster too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from tuning.errors import UserError
+from tuning.errors import DISK_FULL_ERRNOS, DiskFullError, UserError
 
 DEFAULT_STORAGE = "results"
 # A name is one folder, and a flag value: a leading '-' would read as a flag in the
@@ -176,6 +177,13 @@ def exists(path: str) -> bool:
     return fs.get_file_info(p).type != pafs.FileType.NotFound
 
 
+def file_size(path: str) -> int | None:
+    """The size of the file ``path`` in bytes; None when there is no such file."""
+    fs, p = _fs(path)
+    info = fs.get_file_info(p)
+    return info.size if info.type == pafs.FileType.File else None
+
+
 def read_text(path: str) -> str:
     fs, p = _fs(path)
     with fs.open_input_stream(p) as f:
@@ -196,24 +204,50 @@ def _create_temporary(path: Path) -> tuple[int, str]:
             continue
 
 
+DISK_FULL_FAULT_ENV = "TUNING_FAULT_ENOSPC"
+"""Fault injection for the disk-full tests: ``PATTERN`` or ``PATTERN@N`` makes the N-th (default:
+the first) and every later write to a path containing ``PATTERN`` fail with ENOSPC, in each
+process that has the variable. A real full disk cannot be made portably on CI."""
+_fault_writes: dict[str, int] = {}
+
+
+def _injected_disk_full(path: Path) -> None:
+    spec = os.environ.get(DISK_FULL_FAULT_ENV)
+    if not spec:
+        return
+    pattern, _, nth = spec.partition("@")
+    if pattern in str(path):
+        _fault_writes[spec] = seen = _fault_writes.get(spec, 0) + 1
+        if seen >= int(nth or 1):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
 def write_atomic(path: str | Path, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
     The bytes go to a temporary file in the same folder, are flushed to the disk and
-    renamed over ``path``. On failure (a full disk, say) the temporary file is removed
-    and the ``OSError`` names ``path``.
+    renamed over ``path``. On failure the temporary file is removed and the ``OSError``
+    names ``path``; a full disk (or quota) raises :class:`DiskFullError` (one line).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temporary(path)
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(str(path)) from e
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
+            _injected_disk_full(path)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+            raise DiskFullError(str(path)) from e
         if isinstance(e, OSError) and e.filename is None:
             raise OSError(e.errno, e.strerror, str(path)) from e
         raise

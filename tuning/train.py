@@ -27,7 +27,7 @@ from tuning.cli import ArgumentParser, add_data_arguments, positive_int, prog_na
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.engine import BEST_KEY, TrainingRun, TrainResult, fit
-from tuning.errors import UserError
+from tuning.errors import DiskFullError, UserError
 from tuning.fingerprint import check_unchanged, fingerprint
 from tuning.logs import configure_logging
 from tuning.metrics import METRIC
@@ -290,11 +290,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             with EpochProgress(config.max_epochs, bar=False if args.quiet else None) as progress:
                 result = fit(config, data, resume=args.resume, report=after_epoch, on_batch=progress.batch_done)
+            write_outputs(output, result, data, data_args)
         except KeyboardInterrupt:
             if config.save_checkpoints:
                 print(f"interrupted; resume with:\n  {resume_command(argv)}", file=sys.stderr)
             raise
-        write_outputs(output, result, data, data_args)
+        except DiskFullError as e:
+            # The checkpoints written so far are whole (atomic writes): the run continues from the newest.
+            again = f"resume with: {resume_command(argv)}" if config.save_checkpoints else "run it again"
+            raise DiskFullError(e.path, f"free space on that disk, then {again}") from e
         info = result.info
         print(f"data: {data.name}  best epoch {info['best_epoch']} of {info['epochs_run']}  {METRIC} {info[BEST_KEY]:.5f}")
         print(metrics_table(info["test_metrics"]))

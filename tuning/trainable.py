@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,10 @@ def train_trial(config: dict[str, Any], data: PreparedData, settings: SweepSetti
     cfg = trial_config(config, settings, space, num_threads=threads)
     run = restore_run(cfg, data, tune.get_checkpoint())
     while not run.finished:
+        if os.environ.get("TUNING_FAULT_TRIAL_ERROR"):  # errored-trial tests (tuning.faults)
+            from tuning.faults import fail_trial
+
+            fail_trial(config, run.epoch)
         try:
             metrics = run.run_epoch()
         except TrainingDivergedError as e:
