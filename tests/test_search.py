@@ -463,3 +463,41 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_printed_resume_finishes(
     for trial_id, ran in epochs.items():
         assert _raw_epochs(Path(after.loc[trial_id, "logdir"])) == ran, f"finished trial {trial_id} ran again"
     assert (exp / "best_config.json").is_file()
+
+
+SWEEP_ON_A_FULL_DISK = """
+mount -t tmpfs -o size=1m tmpfs "$MNT" || exit 97
+"$PY" -m tuning.search --space "$SPACE" --data "$CSV" --storage-path "$MNT" --name full --max-concurrent 1 2> "$OUT/first.err"
+echo $? > "$OUT/first.rc"
+cp -r "$MNT/full" "$OUT/before"
+mount -o remount,size=64m "$MNT"   # space freed
+"$PY" -m tuning.search --name full --storage-path "$MNT" --resume 2> "$OUT/second.err"
+echo $? > "$OUT/second.rc"
+cp -r "$MNT/full" "$OUT/after"
+"""
+
+
+def test_a_sweep_on_a_real_full_disk_stops_in_one_line_and_resumes(tiny_csv: Path, space_file: Path, short_tmp: Path) -> None:
+    """Storage on a 1 MiB tmpfs (a user and mount namespace of its own, no root needed) that a sweep of
+    about 3 MB fills wherever it happens to: Tune's copies, a trial's checkpoint, our scheduler state."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no user namespaces here (or no unshare), so no private tmpfs")
+    (short_tmp / "mnt").mkdir()
+    env = child_env("full-disk", short_tmp, MNT=str(short_tmp / "mnt"), OUT=str(short_tmp), PY=sys.executable,
+                    SPACE=str(space_file), CSV=str(tiny_csv))  # fmt: skip
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", SWEEP_ON_A_FULL_DISK], env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    if done.returncode == 97:
+        pytest.skip(f"no tmpfs mount in a user namespace here: {done.stderr.strip()}")
+    first = (short_tmp / "first.err").read_text().strip().splitlines()
+    assert (short_tmp / "first.rc").read_text().strip() == "2", first[-20:]
+    assert first[-1].startswith("python -m tuning.search: error: disk full while writing "), first[-20:]
+    assert first[-1].endswith(f"then resume with: python -m tuning.search --name full --storage-path {short_tmp}/mnt --resume")
+    assert (short_tmp / "second.rc").read_text().strip() == "0", (short_tmp / "second.err").read_text()[-3000:]
+    before, after = load_sweep(short_tmp / "before"), load_sweep(short_tmp / "after").set_index("trial_id")
+    assert (after["status"] == "TERMINATED").sum() == NUM_SAMPLES
+    assert (short_tmp / "after" / "best_config.json").is_file()
+    done_before = before[before["status"] == "TERMINATED"]
+    for trial_id, logdir in zip(done_before["trial_id"], done_before["logdir"]):
+        assert after.loc[trial_id, "status"] == "TERMINATED"  # kept, not run again
+        assert _raw_epochs(Path(logdir)) == _raw_epochs(short_tmp / "after" / Path(logdir).name)

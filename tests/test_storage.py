@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tuning import storage
+from tuning.errors import DiskFullError, disk_full
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077])
@@ -45,3 +48,27 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Pa
         storage.write_atomic(target, 42)  # type: ignore[arg-type]
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["best_config.json"]
+
+
+def test_a_full_disk_is_one_line_keeps_the_old_file_and_travels_between_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "asha_state.json"
+    storage.write_text(str(target), "old")
+    monkeypatch.setenv(storage.DISK_FULL_FAULT_ENV, "asha_state.json@2")  # the 2nd write and later
+    storage.write_text(str(target), "new")
+    with pytest.raises(DiskFullError) as info:
+        storage.write_text(str(target), "newer")
+    assert str(info.value) == f"disk full while writing {target}: free space on it and run again"
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOSPC  # handlers of failed writes still catch it
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["asha_state.json"]  # no temporary file left
+    # A trial's error reaches the driver pickled, wrapped by Ray: still found, still one line.
+    again = pickle.loads(pickle.dumps(info.value))
+    assert str(again) == str(info.value)
+    try:
+        raise RuntimeError("Tune: the trial failed") from OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/x/state.pt")
+    except RuntimeError as wrapped:
+        found = disk_full(wrapped)
+    assert found is not None and found.path == "/x/state.pt"
+    assert disk_full(RuntimeError("another error")) is None

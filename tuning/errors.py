@@ -43,6 +43,9 @@ class DiskFullError(UserError, OSError):
     def __str__(self) -> str:
         return f"disk full while writing {self.path}: {self.hint}"
 
+    def __reduce__(self) -> tuple[type[DiskFullError], tuple[str, str]]:
+        return (DiskFullError, (self.path, self.hint))  # across processes (a trial's error reaches the driver)
+
 
 def disk_full(exc: BaseException) -> DiskFullError | None:
     """The full disk behind ``exc``, if one is: ``exc`` or an error it was raised from or during.

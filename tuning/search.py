@@ -327,6 +327,7 @@ def run_sweep(
 
     Raises:
         UserError: bad input, before anything is written (one line says what and how to fix it).
+        DiskFullError: a write failed on a full disk (a ``UserError``: one line, with the resume command).
     """
     copy_space = not isinstance(space, (str, os.PathLike))
     resolved = as_space(space)
@@ -593,14 +594,15 @@ def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 _FULL_DISK_ERROR = re.compile(
-    rf"{DiskFullError.__name__}: disk full while writing (?P<ours>.+?): |\[Errno (?:{'|'.join(map(str, DISK_FULL_ERRNOS))})\][^:]*: '(?P<os>.+)'"
+    rf"{DiskFullError.__name__}: disk full while writing (?P<ours>.+?): "
+    rf"|\[Errno (?:{'|'.join(map(str, DISK_FULL_ERRNOS))})\][^:']*(?:: '(?P<os>.+)')?"
 )
 
 
-def _full_disk_in(error: str | None) -> str | None:
-    """The path a trial's error line says a full disk refused; None for any other error."""
+def _full_disk_in(error: str | None, logdir: str) -> str | None:
+    """The path a trial's error line says a full disk refused (else its folder); None for any other error."""
     found = _FULL_DISK_ERROR.search(error) if isinstance(error, str) else None
-    return None if found is None else found.group("ours") or found.group("os")
+    return None if found is None else found.group("ours") or found.group("os") or logdir
 
 
 def report(result: SweepResult) -> int:
@@ -618,7 +620,7 @@ def report(result: SweepResult) -> int:
         )
         return cli.EXIT_INTERRUPTED
     errored = result.errored
-    full = next((m for m in map(_full_disk_in, errored["error"]) if m), None)
+    full = next((m for m in map(_full_disk_in, errored["error"], errored["logdir"]) if m), None)
     if full is not None:  # trials failed on a full disk: the sweep as a whole did
         raise _disk_full(full, result.experiment)
     if result.export is not None:

@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from tuning.errors import DISK_FULL_ERRNOS, DiskFullError
 from tuning.storage import Experiment, _create_temporary, write_atomic
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,13 @@ class _WholeFile:
         chunk = bytes(data)
         if self._snapshot:
             self._chunks.append(chunk)
-        else:
+            return len(chunk)
+        try:
             self._file.write(chunk)
+        except OSError as e:
+            if e.errno in DISK_FULL_ERRNOS:  # name the file: a trial's error line then says where
+                raise DiskFullError(str(self.path)) from e
+            raise
         return len(chunk)
 
     def flush(self) -> None:
