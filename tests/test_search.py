@@ -419,6 +419,12 @@ def test_an_errored_trial_is_named_and_its_metrics_stay_out_of_the_export(tiny_c
     assert "InjectedTrialError" in doc["defaults_errored"]["error"]
 
 
+def test_help_gives_the_exit_statuses() -> None:
+    text = search.build_parser().format_help()
+    assert "exit status:\n  0    every trial finished\n  1    trials errored: each is named on stderr" in text
+    assert "  2    bad input or a full disk" in text and "  130  interrupted" in text
+
+
 def test_a_sweep_whose_trials_all_errored_exits_1_and_exports_nothing(tiny_csv: Path, short_tmp: Path) -> None:
     """Its one trial reported a finite value before it errored: still no best config from it."""
     done = _sweep_with_faulty_trials(tiny_csv, short_tmp, samples=1)
