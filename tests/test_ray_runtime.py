@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from support import child_env, marked_processes, wait_for
 
 import tuning
 
@@ -27,3 +33,50 @@ def test_every_public_name_of_the_package_resolves() -> None:
     from tuning import lock, trainModel  # a submodule and a legacy alias, as users import them
 
     assert lock.__name__ == "tuning.lock" and callable(trainModel)
+
+
+CHILD = """
+import json, os, sys
+import ray
+from tuning import ray_runtime
+runtime = ray_runtime.connect(None)
+@ray.remote
+def where():
+    return os.getpid()
+print(json.dumps({"cpus": ray.cluster_resources()["CPU"], "worker": ray.get(where.remote()), "keeper": runtime.keeper.pid}), flush=True)
+if sys.argv[1] == "close":
+    runtime.close()
+    print("closed", flush=True)
+sys.stdin.read()
+"""
+
+
+def others(marker: str, pid: int) -> list[str]:
+    return [line for line in marked_processes(marker) if int(line.split()[0]) != pid]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("end", ["kill -9", "close"])
+def test_a_private_ray_runs_tasks_and_stops_with_its_sweep(end: str, short_tmp: Path, tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    env = child_env(marker, short_tmp)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, end], env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        started = json.loads(child.stdout.readline())
+        assert started["cpus"] >= 1
+        alive = " ".join(marked_processes(marker))
+        assert "raylet" in alive and "gcs_server" in alive
+        if end == "close":
+            assert child.stdout.readline() == "closed\n"
+        else:
+            child.kill()  # kill -9: the keeper learns it from its stdin's end
+        # Every process of the instance exits; the sweep process itself lives on after close().
+        wait_for(lambda: not others(marker, child.pid), 60, "the private Ray's processes to exit")
+    finally:
+        child.kill()
+        child.wait()
+    # Nothing advertised the instance to other processes of this user.
+    assert not list(short_tmp.glob("ray/ray_current_cluster"))

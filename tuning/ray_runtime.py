@@ -7,9 +7,10 @@ its driver is killed with ``kill -9``. So without ``--address`` (or ``RAY_ADDRES
 the sweep starts its own Ray in a small keeper process (``python -m
 tuning.ray_runtime``) that
 
-- starts the instance with ``address="local"`` (never reads nor writes
-  ``ray_current_cluster``) and token authentication on, with a token made for this
-  instance alone and passed on through the environment (no token file is written);
+- starts the instance as ``ray.init(address="local")`` would (never reads nor
+  writes ``ray_current_cluster``), with token authentication on, a token made for
+  this instance alone and passed on through the environment (no token file is
+  written), but without joining it as a driver, an autoscaler or a dashboard;
 - runs in a process group and session of its own, so Ctrl-C in the terminal
   reaches the sweep, which stops Tune cleanly, and not Ray underneath it;
 - reads its stdin, a pipe from the sweep process: end of file means that process
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -77,15 +78,22 @@ class RayRuntime:
             self.added_env = ()
 
 
-def connect(address: str | None) -> RayRuntime:
+def connect(address: str | None, meanwhile: Callable[[], object] | None = None) -> RayRuntime:
     """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start a private local Ray.
+
+    Args:
+        address: a cluster's address; None or "" for a private local Ray.
+        meanwhile: work for this process while a private Ray starts in others (the sweep
+            imports Ray Tune then: a few seconds that would otherwise follow the start).
 
     Raises:
         UserError: the cluster does not answer, refuses us, or a local Ray cannot start.
     """
     address = (address if address is not None else os.environ.get("RAY_ADDRESS", "")).strip()
     if address in _LOCAL:
-        return _start_private()
+        return _start_private(meanwhile)
+    if meanwhile is not None:
+        meanwhile()
     _probe(address)
     _init(address, f"the Ray cluster at {address}")
     return RayRuntime(address=address, private=False)
@@ -145,7 +153,7 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _start_private() -> RayRuntime:
+def _start_private(meanwhile: Callable[[], object] | None = None) -> RayRuntime:
     # Token authentication with a token for this instance only, unless the user chose
     # a mode (RAY_AUTH_MODE) or a token already. This process keeps the variables so
     # that it can connect; the keeper and Ray's processes inherit them.
@@ -163,6 +171,13 @@ def _start_private() -> RayRuntime:
         start_new_session=True,
     )
     assert keeper.stdout is not None
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException:
+            keeper.terminate()  # the keeper stops the processes it started so far
+            RayRuntime("", private=True, keeper=keeper, added_env=tuple(added)).close()
+            raise
     line = _read_line(keeper.stdout, START_TIMEOUT_S)
     try:
         ready = json.loads(line) if line else {}
@@ -269,30 +284,62 @@ def _reap() -> None:
             pass
 
 
+def _start_node() -> Any:
+    """Start this machine's Ray processes as ``ray.init(address="local")`` would, without joining as a driver.
+
+    The keeper is no driver: no job of its own whose prestarted workers would sit idle
+    (Ray prestarts a worker per CPU for the first driver to connect: now the sweep, whose
+    trials use them), no core worker, no log and error listeners. No autoscaler monitor
+    either (nothing to scale on one machine) and no dashboard: two fewer Python processes
+    importing Ray while the sweep waits. Ray 2.60's internals, as ``ray.init`` and ``ray
+    start`` use them (``ray._private.node.Node``); every sweep without ``--address`` runs
+    through here, and tests/test_ray_runtime.py kills one with ``kill -9``.
+    """
+    from ray._common.usage import usage_lib
+    from ray._private.authentication.authentication_token_setup import (
+        enable_token_auth_by_default,
+        ensure_token_if_auth_enabled,
+    )
+    from ray._private.node import Node
+    from ray._private.parameter import RayParams
+
+    system_config: dict[str, Any] = {}
+    # What ray.init does for a new local cluster: token authentication unless
+    # RAY_AUTH_MODE says otherwise, and no usage statistics.
+    enable_token_auth_by_default()
+    ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
+    usage_lib.set_usage_stats_enabled_via_env_var(False)
+    params = RayParams(include_dashboard=False, no_monitor=True, _system_config=system_config)
+    # ray_init_cluster: the instance is not advertised in ray_current_cluster.
+    # spawn_reaper: on Linux no reaper process, but Ray's processes die with their parent.
+    return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+
+
 def keep(stdin: IO[bytes], stdout: IO[str]) -> int:
     """The keeper: start Ray, say where it is, and stop it when ``stdin`` ends."""
-    import ray
-
     _become_subreaper()
+    node = None
     try:
-        ray.init(address="local", **_RAY_INIT)
-        session_dir = _session_dir()
-        address = ray.get_runtime_context().gcs_address
-    except Exception as e:  # noqa: BLE001 - reported to the sweep process as one line
-        stdout.write(json.dumps({"error": _first_line(e)}) + "\n")
-        stdout.flush()
-        return 1
-    try:
-        stdout.write(json.dumps({"address": address, "session_dir": str(session_dir)}) + "\n")
+        try:
+            node = _start_node()
+            ready = {"address": node.gcs_address, "session_dir": node.get_session_dir_path()}
+        except Exception as e:  # noqa: BLE001 - reported to the sweep process as one line
+            stdout.write(json.dumps({"error": _first_line(e)}) + "\n")
+            stdout.flush()
+            return 1
+        stdout.write(json.dumps(ready) + "\n")
         stdout.flush()
         while stdin.read(1 << 16):  # returns b"" once the sweep process has gone
             pass
     finally:
         try:
-            ray.shutdown()
+            if node is not None:
+                # The raylet first, so that it stops its workers; then the rest.
+                node.kill_all_processes(check_alive=False, allow_graceful=True)
         finally:
             _kill_group()
-            shutil.rmtree(session_dir / "artifacts", ignore_errors=True)
+            if node is not None:
+                shutil.rmtree(Path(node.get_session_dir_path()) / "artifacts", ignore_errors=True)
     return 0
 
 

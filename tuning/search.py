@@ -143,7 +143,15 @@ def init_ray(address: str | None) -> RayRuntime | None:
 
     if ray.is_initialized():
         return None
-    return ray_runtime.connect(address)
+    return ray_runtime.connect(address, meanwhile=_import_tune)
+
+
+def _import_tune() -> None:
+    """Import what the Tuner needs (Ray Tune, Optuna, the trainable: ~2 s of CPU), while a private Ray starts."""
+    import tuning.asha
+    import tuning.reporter
+    import tuning.searcher
+    import tuning.trainable  # noqa: F401
 
 
 def check_resources(settings: SweepSettings) -> None:
