@@ -471,9 +471,43 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_printed_resume_finishes(
     assert (exp / "best_config.json").is_file()
 
 
+def test_trials_that_fill_the_disk_stop_the_sweep_in_one_line_and_resume(
+    tiny_csv: Path, space_file: Path, short_tmp: Path
+) -> None:
+    """ENOSPC injected into the first trial's own checkpoint writes (from the 2nd of each of its processes on,
+    so its retry fails too): it errors, and the sweep reports a full disk, not an errored trial; the resume
+    retries it from its checkpoint."""
+    # The first trial's working folder is train_trial_<id>_1_batch_size=...: its checkpoints are staged there.
+    env = child_env("trial-disk-full", short_tmp, **{DISK_FULL_FAULT_ENV: "_1_batch_size=@2"})
+    store = short_tmp / "results"
+    argv = ["--space", str(space_file), "--data", str(tiny_csv), "--storage-path", str(store), "--name", "full",
+            "--max-concurrent", "1", "--num-samples", "3"]  # fmt: skip
+    first = run(search_cmd(*argv), env, short_tmp)
+    assert first.returncode == 2, first.stderr[-3000:]
+    line = first.stderr.strip().splitlines()[-1]
+    assert line.startswith("python -m tuning.search: error: disk full while writing "), first.stderr[-3000:]
+    assert (
+        f"/state.pt: free space on that disk, then resume with: python -m tuning.search --name full --storage-path {store} --resume"
+        in line
+    )
+    before = load_sweep(store / "full")
+    assert list(before.loc[before["status"] == "ERROR", "is_default"]) == [True]  # the first trial: the defaults
+    done = before[before["status"] == "TERMINATED"]
+    assert len(done) == 2
+    epochs = {t: _raw_epochs(Path(d)) for t, d in zip(done["trial_id"], done["logdir"])}
+    env.pop(DISK_FULL_FAULT_ENV)
+    second = run(search_cmd(*shlex.split(line.split("resume with: ", 1)[1])[3:]), env, short_tmp)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = load_sweep(store / "full").set_index("trial_id")
+    assert len(after) == 3 and (after["status"] == "TERMINATED").all()
+    for trial_id, ran in epochs.items():
+        assert _raw_epochs(Path(after.loc[trial_id, "logdir"])) == ran, f"finished trial {trial_id} ran again"
+
+
 SWEEP_ON_A_FULL_DISK = """
-mount -t tmpfs -o size=1m tmpfs "$MNT" || exit 97
-"$PY" -m tuning.search --space "$SPACE" --data "$CSV" --storage-path "$MNT" --name full --max-concurrent 1 2> "$OUT/first.err"
+mount -t tmpfs -o size=512k tmpfs "$MNT" || exit 97
+"$PY" -m tuning.search --space "$SPACE" --data "$CSV" --storage-path "$MNT" --name full --max-concurrent 1 --num-samples 3 \
+    2> "$OUT/first.err"
 echo $? > "$OUT/first.rc"
 cp -r "$MNT/full" "$OUT/before"
 mount -o remount,size=64m "$MNT"   # space freed
@@ -484,8 +518,8 @@ cp -r "$MNT/full" "$OUT/after"
 
 
 def test_a_sweep_on_a_real_full_disk_stops_in_one_line_and_resumes(tiny_csv: Path, space_file: Path, short_tmp: Path) -> None:
-    """Storage on a 1 MiB tmpfs (a user and mount namespace of its own, no root needed) that a sweep of
-    about 3 MB fills wherever it happens to: Tune's copies, a trial's checkpoint, our scheduler state."""
+    """Storage on a 512 KiB tmpfs (a user and mount namespace of its own, no root needed) that a sweep of
+    about 1.5 MB fills wherever it happens to: Tune's copies, a trial's checkpoint, our scheduler state."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
         pytest.skip("no user namespaces here (or no unshare), so no private tmpfs")
     (short_tmp / "mnt").mkdir()
@@ -501,7 +535,7 @@ def test_a_sweep_on_a_real_full_disk_stops_in_one_line_and_resumes(tiny_csv: Pat
     assert first[-1].endswith(f"then resume with: python -m tuning.search --name full --storage-path {short_tmp}/mnt --resume")
     assert (short_tmp / "second.rc").read_text().strip() == "0", (short_tmp / "second.err").read_text()[-3000:]
     before, after = load_sweep(short_tmp / "before"), load_sweep(short_tmp / "after").set_index("trial_id")
-    assert (after["status"] == "TERMINATED").sum() == NUM_SAMPLES
+    assert (after["status"] == "TERMINATED").sum() == 3
     assert (short_tmp / "after" / "best_config.json").is_file()
     done_before = before[before["status"] == "TERMINATED"]
     for trial_id, logdir in zip(done_before["trial_id"], done_before["logdir"]):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tuning import storage
+from tuning.cli import run_main
 from tuning.errors import DiskFullError, disk_full
 
 
@@ -72,3 +73,19 @@ def test_a_full_disk_is_one_line_keeps_the_old_file_and_travels_between_processe
         found = disk_full(wrapped)
     assert found is not None and found.path == "/x/state.pt"
     assert disk_full(RuntimeError("another error")) is None
+
+
+def test_a_full_disk_under_any_command_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Where no command said more (pandas writing a table, matplotlib a plot): one line, exit 2; --debug: the traceback."""
+
+    def body() -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/results/mine/trials.parquet")
+
+    assert run_main(body, prog="python -m tuning.analyze", debug=False) == 2
+    assert capsys.readouterr().err == (
+        "python -m tuning.analyze: error: disk full while writing /results/mine/trials.parquet: free space on it and run again\n"
+    )
+    with pytest.raises(OSError):
+        run_main(body, prog="python -m tuning.analyze", debug=True)
+    with pytest.raises(ValueError):  # other errors are bugs: their traceback stays
+        run_main(lambda: int("x"), prog="python -m tuning.analyze", debug=False)

@@ -1,7 +1,7 @@
 """What every command-line entry point shares: one-line errors and exit codes.
 
-User errors (bad flags, bad files, bad values) print one line on stderr and exit
-with status 2; tracebacks stay behind ``--debug``.
+User errors (bad flags, bad files, bad values) and a full disk print one line on
+stderr and exit with status 2; tracebacks stay behind ``--debug``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from tuning.config import MAX_SEED
-from tuning.errors import UserError
+from tuning.errors import UserError, disk_full
 
 EXIT_TRIALS_FAILED = 1
 """A sweep in which trials errored: they are named on stderr; the rest of its results are kept."""
@@ -71,6 +71,12 @@ def run_main(body: Callable[[], int], *, prog: str, debug: bool) -> int:
         if debug:
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as e:
+        full = disk_full(e)  # a full disk where no command said more (a plot, a table): one line too
+        if full is None or debug:
+            raise
+        print(f"{prog}: error: {full}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         logging.getLogger("tuning").warning("interrupted")
