@@ -57,6 +57,7 @@ from tuning.engine import Objective, Precision, TrainingDivergedError, TrainingR
 from tuning.metrics import METRIC  # noqa: E402
 from tuning.model import build_model  # noqa: E402
 from tuning.optuna_study import distribution  # noqa: E402
+from tuning.ray_runtime import RayRuntime  # noqa: E402
 from tuning.sources import load_series, synthetic_traffic  # noqa: E402
 from tuning.spaces import SearchSpace, find_space, load_space  # noqa: E402
 from tuning.sweep_settings import SweepSettings  # noqa: E402
@@ -177,10 +178,11 @@ def load_window(run: Run) -> Iterator[None]:
 
 
 def start_ray(cpus: int) -> None:
-    """A local Ray of ``cpus`` CPUs, started as ``tuning.search.init_ray`` starts one.
+    """A local Ray of ``cpus`` CPUs for the contenders that drive Ray Tune themselves.
 
     The CPU count is given so that the benchmark can run on a share of a bigger machine
-    (``taskset -c 0,1``): Ray counts every core of the machine, not the process's.
+    (``taskset -c 0,1``): ``ray.init`` counts every core of the machine, not the process's
+    (``ours`` runs the sweep's own private Ray, which counts the process's).
     """
     import ray
 
@@ -220,10 +222,8 @@ def _best_trial(events: list[Event]) -> str:
 
 
 def run_ours(s: Setup) -> Run:
-    """``tuning.search.run_sweep`` (what ``python -m tuning.search`` runs) in this process, with a fresh
-    local Ray that the sweep starts (timed) and that is shut down after it (timed)."""
-    import ray
-
+    """``tuning.search.run_sweep`` (what ``python -m tuning.search`` runs) in this process, with the
+    private local Ray the sweep starts (timed) and stops when it ends (timed)."""
     run = Run(s.data_name, "ours", s.seed, trials=s.trials)
     name = f"ours-{s.data_name}-{s.seed}"
     first: dict[str, float] = {}
@@ -232,11 +232,21 @@ def run_ours(s: Setup) -> Run:
     with load_window(run):
         t0 = time.perf_counter()
 
-        def timed_init(address: str | None) -> None:
+        def timed_init(address: str | None) -> RayRuntime | None:
             start = time.perf_counter()
-            start_ray(s.cpus)
+            runtime = original_init(address)  # the product's own start: the keeper process and its Ray
             run.extra["ray_start_s"] = time.perf_counter() - start
             run.extra["ray_ready_at_s"] = time.perf_counter() - t0
+            assert runtime is not None, "the benchmark process must not be connected to a Ray already"
+            close = runtime.close
+
+            def timed_close() -> None:
+                start = time.perf_counter()
+                close()
+                run.extra["shutdown_s"] = time.perf_counter() - start
+
+            runtime.close = timed_close  # type: ignore[method-assign]
+            return runtime
 
         # The sweep's one hook for extra Tune callbacks (fault injection in tests).
         search.init_ray = timed_init  # type: ignore[assignment]
@@ -248,13 +258,10 @@ def run_ours(s: Setup) -> Run:
             )  # fmt: skip
         finally:
             search.init_ray, search._fault_injection = original_init, original_callbacks
-        before_shutdown = time.perf_counter()
-        ray.shutdown()
-        end = time.perf_counter()
+        end = time.perf_counter()  # run_sweep stopped its Ray (timed_close) before it returned
     if not result.complete:
         raise RuntimeError(f"sweep {name} did not complete")
     run.wall_s = end - t0
-    run.extra["shutdown_s"] = end - before_shutdown
     # first trial start: from Ray being up to the first epoch beginning inside a trial
     run.extra["first_trial_start_s"] = first["result_at"] - first["iter_s"] - run.extra["ray_ready_at_s"]
     run.extra["fixed_cost_s"] = run.extra["ray_start_s"] + run.extra["first_trial_start_s"] + run.extra["shutdown_s"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -60,13 +61,16 @@ def others(marker: str, pid: int) -> list[str]:
 def test_a_private_ray_runs_tasks_and_stops_with_its_sweep(end: str, short_tmp: Path, tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     env = child_env(marker, short_tmp)
+    # One variant pinned to one core (like `taskset -c 0`): Ray must count that core only.
+    cores = sorted(os.sched_getaffinity(0))[:1] if end == "close" else sorted(os.sched_getaffinity(0))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, end], env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-c", CHILD, end], env=env, cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores),
+    )  # fmt: skip
     try:
         assert child.stdout is not None
         started = json.loads(child.stdout.readline())
-        assert started["cpus"] >= 1
+        assert started["cpus"] == len(cores)
         alive = " ".join(marked_processes(marker))
         assert "raylet" in alive and "gcs_server" in alive
         if end == "close":

@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,27 +93,12 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     # cuBLAS needs this for deterministic matmuls; harmless elsewhere.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    _use_deterministic_algorithms()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     # Deterministic mode also fills every new tensor with NaN to expose reads of
     # uninitialised memory: a debugging aid that cost ~20 % of a CPU training step here.
     torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-def _use_deterministic_algorithms() -> None:
-    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without importing Inductor.
-
-    The public call also sets ``torch._inductor.config.deterministic`` and imports Inductor
-    and Dynamo for it (torch 2.13): ~2 s of CPU in every new process, a third of a trial
-    actor's start on a 2-core machine. Nothing here compiles, so the eager flag is set
-    alone, unless Inductor is loaded already (then the public call costs nothing).
-    """
-    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if "torch._inductor.config" in sys.modules or set_flag is None:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        set_flag(True, warn_only=True)
 
 
 def resolve_device(spec: str) -> torch.device:

@@ -309,10 +309,26 @@ def _start_node() -> Any:
     enable_token_auth_by_default()
     ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
     usage_lib.set_usage_stats_enabled_via_env_var(False)
-    params = RayParams(include_dashboard=False, no_monitor=True, _system_config=system_config)
+    # Ray prestarts a worker per CPU for the first driver, but Tune's trial actors carry a
+    # runtime environment of their own and start their own workers: those would only
+    # compete with them for the CPUs.
+    system_config["prestart_worker_first_driver"] = False
+    params = RayParams(include_dashboard=False, no_monitor=True, num_cpus=_usable_cpus(), _system_config=system_config)
     # ray_init_cluster: the instance is not advertised in ray_current_cluster.
     # spawn_reaper: on Linux no reaper process, but Ray's processes die with their parent.
     return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+
+
+def _usable_cpus() -> int | None:
+    """The CPUs this process may run on (``taskset``, cpusets), or None where it cannot tell.
+
+    Ray counts the machine's cores (or a container's quota): a sweep pinned to 2 of 16
+    cores would otherwise run 16 trials at once on those 2.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
 
 
 def keep(stdin: IO[bytes], stdout: IO[str]) -> int:
