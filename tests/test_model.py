@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from tuning.engine import MSE, Objective, Precision, train_one_epoch
 from tuning.errors import DataError
 from tuning.metrics import masked_huber, masked_mae, masked_mse, training_loss
 from tuning.model import MLPForecaster, RNNForecaster, build_model
-from tuning.sources import TrafficSeries
+from tuning.sources import TrafficSeries, synthetic_traffic
 
 CPU = torch.device("cpu")
 OFF = Precision(None, False)
@@ -65,12 +67,13 @@ def test_every_family_and_option_trains(changes: dict[str, Any], tiny_data: Prep
 
 
 def test_embeddings_have_one_row_per_sensor_and_time_slot(tiny_data: PreparedData) -> None:
-    model = build_model(TrainConfig(node_embedding_dim=4, tod_embedding_dim=3, dow_embedding_dim=2), tiny_data.shape)
+    shape = tiny_data.shape._replace(days_of_week=7)  # as if training had seen every weekday
+    model = build_model(TrainConfig(node_embedding_dim=4, tod_embedding_dim=3, dow_embedding_dim=2), shape)
     emb = model.embeddings
     assert tiny_data.steps_per_day == 288  # 5-minute steps
     assert emb.node.weight.shape == (tiny_data.num_sensors, 4)
     assert emb.tod.weight.shape == (288, 3) and emb.dow.weight.shape == (7, 2)
-    off = build_model(TrainConfig(node_embedding_dim=0, tod_embedding_dim=0, dow_embedding_dim=0), tiny_data.shape)
+    off = build_model(TrainConfig(node_embedding_dim=0, tod_embedding_dim=0, dow_embedding_dim=0), shape)
     assert off.embeddings.node is None and off.embeddings.tod is None and off.embeddings.dow is None
 
 
@@ -119,7 +122,37 @@ def test_other_sensors_are_refused(tiny_data: PreparedData) -> None:
 
 
 def test_data_shape_is_what_the_model_needs(tiny_data: PreparedData) -> None:
-    assert tiny_data.shape == DataShape(tiny_data.input_size, 3, 288)
+    # 4 days: the training part misses weekdays, so no day-of-week rows
+    assert tiny_data.shape == DataShape(tiny_data.input_size, 3, 288, 0)
+    assert DataShape(*[2, 3, 288]).days_of_week == 7  # files saved before the field: they had 7
+
+
+@pytest.mark.parametrize(("days", "start", "seen"), [(7, "2024-01-04", 5), (11, "2024-01-04", 7)])
+def test_day_of_week_input_only_when_training_saw_every_weekday(
+    days: int, start: str, seen: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A week of data: the test part falls on weekdays training never had, whose rows would stay random."""
+    series = synthetic_traffic(num_sensors=2, num_days=days)
+    stamps = pd.date_range(start, periods=series.num_steps, freq="5min")
+    series = dataclasses.replace(series, timestamps=stamps)
+    with caplog.at_level(logging.INFO, logger="tuning.data"):
+        data = prepare_data(series, 10, 5)
+    lines = [r.getMessage() for r in caplog.records if "weekdays" in r.getMessage()]
+    model = build_model(TrainConfig(dow_embedding_dim=4), data.shape)
+    assert model.embeddings.tod is not None  # time of day is seen every day either way
+    if seen < 7:
+        assert data.days_of_week == 0 and model.embeddings.dow is None
+        assert len(lines) == 1 and f"covers {seen} of 7 weekdays" in lines[0]
+        # the forecast cannot depend on the day of week it was never trained on
+        batch = data.test[torch.arange(4)]
+        other = (batch.dow + 3) % 7
+        model.eval()
+        assert torch.equal(
+            model(batch.x, batch.future, batch.sensor, batch.tod, batch.dow),
+            model(batch.x, batch.future, batch.sensor, batch.tod, other),
+        )
+    else:
+        assert data.days_of_week == 7 and model.embeddings.dow is not None and not lines
 
 
 # --- losses ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class Embeddings(nn.Module):
         calendar = shape.steps_per_day > 0
         self.node = nn.Embedding(shape.num_sensors, node_dim) if node_dim > 0 else None
         self.tod = nn.Embedding(shape.steps_per_day, tod_dim) if tod_dim > 0 and calendar else None
-        self.dow = nn.Embedding(7, dow_dim) if dow_dim > 0 and calendar else None
+        self.dow = nn.Embedding(7, dow_dim) if dow_dim > 0 and calendar and shape.days_of_week == 7 else None
         for table in (self.node, self.tod, self.dow):
             if table is not None:
                 nn.init.xavier_uniform_(table.weight)  # STID's init: small, balanced across sizes
