@@ -4,10 +4,12 @@ For each data set and seed, three models are scored on the same held-out test wi
 
 1. the documented defaults trained once to early stopping (``python -m tuning.train``);
 2. the best trial of a default sweep (``python -m tuning.search``), its own best weights
-   (what ``tuning.predict --name`` and ``tuning.load_model(experiment)`` forecast with);
-3. the exported best config retrained (``python -m tuning.train --config best_config.json``).
+   (``tuning.load_model(experiment, ensemble=False)``);
+3. the exported best config retrained (``python -m tuning.train --config best_config.json``);
+4. the sweep's final model: the best trials' average chosen on validation (what
+   ``tuning.predict --name`` and ``tuning.load_model(experiment)`` forecast with).
 
-Target (issue 6): on the embedded data and on the ODOT counts, the tuned final model has a
+Target (issue 6): on the embedded data and on the ODOT counts, the sweep's final model has a
 lower test MAE than the defaults' final model. Prints one row per run and the median over
 seeds; ``--csv`` writes the rows.
 
@@ -68,19 +70,22 @@ def one_run(name: str, seed: int, space: str, threads: int, storage: Path) -> di
     sweep_s = time.perf_counter() - start
     best = result.export
     assert best is not None, "the sweep exported no best config"
-    trial = test_mae(load_model(result.path).model, data)
+    trial = test_mae(load_model(result.path, ensemble=False).model, data)
+    ensemble = test_mae(load_model(result.path).model, data)
+    final = best.get("final_model") or {}
 
     config = TrainConfig.from_dict({**best["config"], "num_threads": threads, "save_checkpoints": False})
     start = time.perf_counter()
     _, _, final_info = fit(config, data)
     final_s = time.perf_counter() - start
-    final = final_info["test_metrics"]["model"]["mae"]
+    retrained = final_info["test_metrics"]["model"]["mae"]
     searched = {k: best["config"][k] for k in best["searched"]}
     return {
         "data": name, "seed": seed, "copy_last": copy_last,
-        "defaults": defaults, "best_trial": trial, "retrained": final,
+        "defaults": defaults, "best_trial": trial, "retrained": retrained, "final_model": ensemble,
         "defaults_val": info["best_val_mae"], "best_trial_val": best["metrics"]["best_val_mae"],
-        "retrained_val": final_info["best_val_mae"],
+        "retrained_val": final_info["best_val_mae"], "final_model_val": final.get("val_mae"),
+        "final_members": len(final.get("members", [])),
         "defaults_epochs": info["epochs_run"], "retrained_epochs": final_info["epochs_run"],
         "defaults_s": defaults_s, "sweep_s": sweep_s, "retrain_s": final_s,
         "best_is_defaults": bool(result.trials.iloc[0]["is_default"]),
@@ -111,15 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         frame.to_csv(args.csv, index=False)
     print(f"\ntest MAE, {args.space} sweep, median over seeds {args.seeds} (ratio: to the defaults' final model)")
-    print(f"{'data':<12} {'copy-last':>9} {'defaults':>9} {'best trial':>11} {'retrained':>10} {'trial/def':>9} {'retr/def':>9}")
+    print(
+        f"{'data':<12} {'copy-last':>9} {'defaults':>9} {'best trial':>11} {'retrained':>10} {'final':>9} "
+        f"{'trial/def':>9} {'final/def':>9}"
+    )
     ok = True
     for name, g in frame.groupby("data", sort=False):
-        med = {k: statistics.median(g[k]) for k in ("copy_last", "defaults", "best_trial", "retrained")}
+        med = {k: statistics.median(g[k]) for k in ("copy_last", "defaults", "best_trial", "retrained", "final_model")}
         print(
             f"{name:<12} {med['copy_last']:>9.4f} {med['defaults']:>9.4f} {med['best_trial']:>11.4f} {med['retrained']:>10.4f} "
-            f"{med['best_trial'] / med['defaults']:>9.3f} {med['retrained'] / med['defaults']:>9.3f}"
+            f"{med['final_model']:>9.4f} {med['best_trial'] / med['defaults']:>9.3f} {med['final_model'] / med['defaults']:>9.3f}"
         )
-        ok &= min(med["best_trial"], med["retrained"]) < med["defaults"]
+        ok &= med["final_model"] < med["defaults"]
     print(f"sweep pays: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 

@@ -13,7 +13,7 @@ import torch
 
 from tuning.config import TrainConfig
 from tuning.data import DataShape, PreparedData, check_same_sensors, prepare_data
-from tuning.engine import MSE, Objective, Precision, train_one_epoch
+from tuning.engine import MSE, Objective, Precision, TrainingRun, train_one_epoch
 from tuning.errors import DataError
 from tuning.metrics import masked_huber, masked_mae, masked_mse, training_loss
 from tuning.model import MLPForecaster, RNNForecaster, build_model
@@ -135,10 +135,10 @@ def test_day_of_week_input_only_when_training_saw_every_weekday(
     series = synthetic_traffic(num_sensors=2, num_days=days)
     stamps = pd.date_range(start, periods=series.num_steps, freq="5min")
     series = dataclasses.replace(series, timestamps=stamps)
-    with caplog.at_level(logging.INFO, logger="tuning.data"):
-        data = prepare_data(series, 10, 5)
+    data = prepare_data(series, 10, 5)
+    with caplog.at_level(logging.INFO, logger="tuning.engine"):
+        model = TrainingRun(TrainConfig(dow_embedding_dim=4, num_threads=1), data).model
     lines = [r.getMessage() for r in caplog.records if "weekdays" in r.getMessage()]
-    model = build_model(TrainConfig(dow_embedding_dim=4), data.shape)
     assert model.embeddings.tod is not None  # time of day is seen every day either way
     if seen < 7:
         assert data.days_of_week == 0 and model.embeddings.dow is None

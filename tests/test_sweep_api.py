@@ -13,17 +13,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tuning import search, train
 from tuning.config import TrainConfig
 from tuning.data import prepare_data
+from tuning.engine import Precision, evaluate
+from tuning.ensemble import MeanEnsemble
 from tuning.errors import UserError
 from tuning.fingerprint import fingerprint
+from tuning.forecast import load_model
 from tuning.results import SweepResult
 from tuning.sources import load_series, synthetic_traffic
 from tuning.spaces import as_space, find_space, load_space
 from tuning.storage import SWEEP_FILE, Experiment
-from tuning.sweep_data import resolve_data, save_series
+from tuning.sweep_data import prepare, resolve_data, save_series
 from tuning.sweep_settings import DATA_COPY, SPACE_COPY, SweepSettings
 
 pytestmark = pytest.mark.usefixtures("restore_tuning_logger")
@@ -232,3 +236,42 @@ def test_a_sweep_on_prepared_data_resumes_with_the_data_given_again(
         "the sweep ran on PreparedData 'synthetic(seed=2)', which it could not save; pass that data with --data"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.slow
+def test_the_final_model_is_chosen_on_validation_and_forecasts_as_its_members_average(
+    api_sweep: dict[str, Any], tmp_path: Path
+) -> None:
+    exp = api_sweep["exp"]
+    doc = json.loads((exp / "best_config.json").read_text())
+    final = doc["final_model"]
+    members = final["members"]
+    assert members[0]["trial_id"] == doc["trial_id"]  # the greedy search starts from the best trial
+    assert sum(m["weight"] for m in members) == pytest.approx(1.0)
+    assert final["best_trial_val_mae"] == pytest.approx(doc["metrics"]["best_val_mae"], rel=1e-5)
+    assert final["val_mae"] <= final["best_trial_val_mae"]
+    assert len(final["candidates"]) == 4  # every trial of this sweep left a checkpoint
+    assert "final model:" in api_sweep["result"].summary()
+    data = prepare(SweepSettings.load(Experiment.at(api_sweep["storage"], "api")))
+
+    def val_mae(model: torch.nn.Module) -> float:
+        return float(evaluate(model, data.val, data, Precision(None, False), torch.device("cpu"), baseline=False)["model"]["mae"])
+
+    assert val_mae(load_model(exp).model) == pytest.approx(final["val_mae"], rel=1e-5)
+    assert val_mae(load_model(exp, ensemble=False).model) == pytest.approx(final["best_trial_val_mae"], rel=1e-5)
+
+    # an average of two trials (as the export writes it where averaging wins) forecasts their weighted mean
+    trials = api_sweep["result"].trials
+    two = [
+        {"trial_id": t, "checkpoint": str(sorted(Path(d).glob("checkpoint_*"))[-1]), "weight": w}
+        for t, d, w in zip(trials["trial_id"][:2], trials["logdir"][:2], (0.75, 0.25), strict=True)
+    ]
+    (tmp_path / "best_config.json").write_text(json.dumps({**doc, "final_model": {**final, "members": two}}))
+    average = load_model(tmp_path / "best_config.json")
+    assert isinstance(average.model, MeanEnsemble) and not isinstance(load_model(exp, ensemble=False).model, MeanEnsemble)
+    frame = _frame()
+    parts = [load_model(m["checkpoint"]).predict(frame)["forecast"].to_numpy() for m in two]
+    np.testing.assert_allclose(
+        average.predict(frame)["forecast"].to_numpy(), 0.75 * parts[0] + 0.25 * parts[1], rtol=1e-4, atol=1e-4
+    )
+    assert val_mae(average.model) != pytest.approx(val_mae(load_model(two[0]["checkpoint"]).model))

@@ -223,6 +223,8 @@ class PreparedData:
     freq: str | None = None
     # Day-of-week embedding rows: 7, or 0 when the training part misses a weekday (see weekdays_seen).
     days_of_week: int = 7
+    # How many weekdays the training part covers (0 without timestamps).
+    weekdays_in_training: int = 7
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -503,11 +505,6 @@ def prepare_data(
         raise DataError("test data has no timestamps but the training data has; give both timestamps or neither")
     tensors = _tensors(series, scaler, slots)
     days = weekdays_seen(tensors.dow[:train_end]) if slots else 0
-    if 0 < days < 7:
-        log.info(
-            "%s: the training part (first 70 %%) covers %d of 7 weekdays, so no day-of-week input: an unseen day's "
-            "would be untrained noise at test time (give about 10 days or more to use it)", series.name, days,
-        )  # fmt: skip
     train = WindowSet(tensors, max(0, len_source), counts[0], len_source, len_target)
     val = WindowSet(tensors, max(train_end, len_source), counts[1], len_source, len_target)
     if test_series is None:
@@ -526,5 +523,6 @@ def prepare_data(
         sensor_ids=series.sensor_ids,
         steps_per_day=slots,
         days_of_week=7 if days == 7 else 0,
+        weekdays_in_training=days,
         freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

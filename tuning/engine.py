@@ -443,6 +443,12 @@ class TrainingRun:
         # On a GPU the series is copied there once and every batch is gathered there.
         self.windows = self.data.to(self.device)
         self.model = build_model(c, self.data.shape).to(self.device)
+        if c.dow_embedding_dim > 0 and 0 < self.data.weekdays_in_training < 7:
+            log.info(
+                "%s: the training part (first 70 %%) covers %d of 7 weekdays, so no day-of-week input: an unseen "
+                "day's would be untrained noise at test time (give about 10 days or more to use it)",
+                self.data.name, self.data.weekdays_in_training,
+            )  # fmt: skip
         self.objective = Objective.for_run(c, self.data, self.device)
         # CUDA: the fused AdamW takes GradScaler's inf check on the device; the default
         # one would read it on the host every step (a sync per batch).

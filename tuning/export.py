@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,25 +21,30 @@ from tuning import storage
 from tuning.analysis import BEST_COLUMN, ERRORED, DefaultsComparison, load_sweep, usable
 from tuning.cli import ArgumentParser, prog_name, run_main
 from tuning.config import DEFAULTS, TrainConfig
+from tuning.data import PreparedData
 from tuning.errors import UserError
 from tuning.storage import BEST_FILE, DEFAULT_STORAGE, Experiment
 from tuning.trials import saved_trial_config, trial_config
+
+log = logging.getLogger(__name__)
 
 MODULE = "tuning.export"
 _METRIC_KEYS = (BEST_COLUMN, "best_val_rmse", "best_val_loss", "best_epoch", "epochs_run", "status")
 
 
-def _latest_checkpoint(logdir: str) -> str | None:
+def latest_checkpoint(logdir: str) -> str | None:
     """The trial's newest checkpoint; it carries the best epoch's weights as ``best_state``."""
     found = [name for name in storage.list_names(logdir) if name.startswith("checkpoint_")]
     return f"{logdir}/{found[-1]}" if found else None
 
 
-def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
+def best_config(exp: Experiment, trials: pd.DataFrame | None = None, data: PreparedData | None = None) -> dict[str, Any]:
     """The best trial of a sweep as the ``best_config.json`` document.
 
     The trial's config is read back from its checkpoint (what it trained with), and
-    built the way the trainable built it only where no checkpoint is left.
+    built the way the trainable built it only where no checkpoint is left. Given the
+    sweep's data, the best trials' weighted average chosen on validation is recorded
+    as ``"final_model"`` (:mod:`tuning.ensemble`; local sweeps).
     """
     from tuning.sweep_settings import SweepSettings
 
@@ -76,7 +82,8 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
             if len(errored_defaults) and not len(defaults)
             else None
         ),
-        "checkpoint": _latest_checkpoint(best["logdir"]),
+        "checkpoint": latest_checkpoint(best["logdir"]),
+        "final_model": _final_model(exp, ok, data),
         "data": settings.data_label,
         # what `tuning.train --config` reads when it is given no --data
         "data_options": {
@@ -91,6 +98,15 @@ def best_config(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str
         },
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def _final_model(exp: Experiment, trials: pd.DataFrame, data: PreparedData | None) -> dict[str, Any] | None:
+    """The best trials' ensemble (:func:`tuning.ensemble.final_model`) where it can be built here."""
+    if data is None or not exp.is_local:
+        return None
+    from tuning.ensemble import final_model
+
+    return final_model(exp.path, trials, data)
 
 
 def final_config(trial: TrainConfig, searched: list[str]) -> TrainConfig:
@@ -115,9 +131,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def export_best(exp: Experiment, trials: pd.DataFrame | None = None) -> dict[str, Any]:
+def export_best(exp: Experiment, trials: pd.DataFrame | None = None, data: PreparedData | None = None) -> dict[str, Any]:
     """Write ``best_config.json`` into the experiment folder and return it."""
-    doc = best_config(exp, trials)
+    doc = best_config(exp, trials, data)
     storage.write_text(exp.file(BEST_FILE), json.dumps(doc, indent=2, default=_plain))
     return doc
 
@@ -139,7 +155,30 @@ def format_summary(doc: dict[str, Any], comparison: DefaultsComparison | None = 
         lines.append(f"  the defaults' trial {errored['trial_id']} errored, so its metrics are left out: {errored['error']}")
     if comparison is not None:
         lines.extend(comparison.lines())
+    final = doc.get("final_model")
+    if final:
+        members = ", ".join(f"{m['trial_id']} x{m['weight']:.2f}" for m in final["members"])
+        lines.append(
+            f"final model: the average of {len(final['members'])} trials ({members}), val_mae {final['val_mae']:.5g} "
+            f"vs {final['best_trial_val_mae']:.5g} for the best trial alone"
+            if len(final["members"]) > 1
+            else f"final model: the best trial alone (no average of the best {len(final['candidates'])} trials scored better)"
+        )
     return "\n".join(lines)
+
+
+def _sweep_data(exp: Experiment) -> PreparedData | None:
+    """The sweep's data for its final model; None (and one warning) where it cannot be read any more."""
+    if not exp.is_local:
+        return None
+    from tuning.sweep_data import prepare
+    from tuning.sweep_settings import SweepSettings
+
+    try:
+        return prepare(SweepSettings.load(exp))
+    except UserError as e:
+        log.warning("no final model (the best trials' average) without the sweep's data: %s", e)
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         exp = Experiment.at(args.storage_path, args.name)
-        doc = export_best(exp)
+        doc = export_best(exp, data=_sweep_data(exp))
         print(format_summary(doc))
         print(f"wrote {exp.file(BEST_FILE)}")
         return 0

@@ -12,6 +12,7 @@ opening a model someone sent cannot run code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -167,14 +168,16 @@ def _long_form(values: np.ndarray, series: TrafficSeries, len_target: int) -> pd
 # loading
 
 
-def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> Forecaster:
+def load_model(path: str | os.PathLike[str], *, device: str = "cpu", ensemble: bool = True) -> Forecaster:
     """The model saved at ``path``, ready to forecast.
 
     Args:
         path: the ``--output`` folder of ``tuning.train`` (its ``model.pt``), a sweep's
-            experiment folder (its best trial, named by ``best_config.json``), a trial's
+            experiment folder (its final model, named by ``best_config.json``), a trial's
             checkpoint folder, or one of those files.
         device: where the model runs (default: the CPU).
+        ensemble: for a sweep, its final model: the best trials' weighted average where the
+            export chose one (:mod:`tuning.ensemble`); False for the best trial alone.
 
     Raises:
         UserError: nothing loadable there; a file that is corrupt, or that would run code
@@ -187,14 +190,14 @@ def load_model(path: str | os.PathLike[str], *, device: str = "cpu") -> Forecast
         elif (where / checkpoints.RUN_STATE_FILE).is_file():
             where = where / checkpoints.RUN_STATE_FILE
         elif (where / BEST_FILE).is_file():
-            return _from_sweep(where / BEST_FILE, device)
+            return _from_sweep(where / BEST_FILE, device, ensemble)
         else:
             raise UserError(
                 f"{where} holds no model ({MODEL_FILE}, {checkpoints.RUN_STATE_FILE} or {BEST_FILE}); pass the --output "
                 "folder of tuning.train, a sweep's folder or a trial checkpoint"
             )
     elif where.name == BEST_FILE and where.is_file():
-        return _from_sweep(where, device)
+        return _from_sweep(where, device, ensemble)
     return _from_file(where, device)
 
 
@@ -245,13 +248,32 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
     )
 
 
-def _from_sweep(best_file: Path, device: str) -> Forecaster:
-    """The best trial of a sweep, from the checkpoint its ``best_config.json`` names."""
+def _from_sweep(best_file: Path, device: str, ensemble: bool = True) -> Forecaster:
+    """A sweep's final model (or its best trial) from the checkpoints its ``best_config.json`` names."""
     try:
         doc = json.loads(best_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"cannot read {best_file} ({e}); re-export it with {prog_name('tuning.export')}") from e
+    final = doc.get("final_model") if isinstance(doc, dict) and ensemble else None
+    if isinstance(final, dict) and len(final.get("members", [])) > 1:
+        return _ensemble(best_file, doc, final, device)
     named = doc.get("checkpoint") if isinstance(doc, dict) else None
+    return _from_trial(best_file, doc, named, device)
+
+
+def _ensemble(best_file: Path, doc: dict[str, Any], final: dict[str, Any], device: str) -> Forecaster:
+    """The best trials' weighted average: one forecaster whose model averages the members'."""
+    from tuning.ensemble import MeanEnsemble
+
+    parts = [_from_trial(best_file, doc, m.get("checkpoint"), device) for m in final["members"]]
+    model = MeanEnsemble([p.model for p in parts], [float(m["weight"]) for m in final["members"]]).to(device).eval()
+    first = parts[0]
+    source = f"the final model of {best_file.parent} (the average of {len(parts)} trials)"
+    return dataclasses.replace(first, model=model, source=source)
+
+
+def _from_trial(best_file: Path, doc: Any, named: Any, device: str) -> Forecaster:
+    """The trial checkpoint ``named`` by a sweep's ``best_config.json``."""
     if not isinstance(named, str):
         raise UserError(f"{best_file} names no checkpoint of its best trial; re-export it with {prog_name('tuning.export')}")
     # The experiment folder may have moved since the export: look beside the file first.

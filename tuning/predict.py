@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", metavar="DIR", help="the --output folder of tuning.train (or a trial checkpoint folder)")
-    which.add_argument("--name", metavar="NAME", help="a sweep: forecast with its best trial (see best_config.json)")
+    which.add_argument(
+        "--name", metavar="NAME",
+        help="a sweep: forecast with its final model, the best trials' average chosen on validation (see best_config.json)",
+    )  # fmt: skip
+    p.add_argument("--best-trial-only", action="store_true", help="with --name: the best trial alone instead of the average")
     p.add_argument(
         "--storage-path", metavar="DIR", default=DEFAULT_STORAGE, help="with --name: where the sweep lives (default: %(default)s)"
     )
@@ -62,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_model(args: argparse.Namespace) -> Forecaster:
-    """``--model DIR``, or the best trial of the sweep ``--name`` in ``--storage-path``."""
+    """``--model DIR``, or the final model (or best trial) of the sweep ``--name`` in ``--storage-path``."""
     if args.model is not None:
         folder = Path(args.model)
         if not folder.exists():
@@ -76,7 +80,7 @@ def resolve_model(args: argparse.Namespace) -> Forecaster:
             f"no best_config.json in {exp.path}; check --name and --storage-path, or export the sweep with "
             f"{prog_name('tuning.export')} --name {args.name}"
         )
-    return load_model(exp.path, device=args.device)
+    return load_model(exp.path, device=args.device, ensemble=not args.best_trial_only)
 
 
 def write_forecasts(frame: pd.DataFrame, output: Path) -> None:

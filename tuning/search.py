@@ -255,7 +255,9 @@ def build_tuner(
             metric=METRIC,
             mode=MODE,
             # The space travels as Optuna distributions inside the searcher (for warm starts).
-            search_alg=build_searcher(space, seed=settings.seed, study_name=exp.name, warm=warm),
+            search_alg=build_searcher(
+                space, seed=settings.seed, study_name=exp.name, warm=warm, num_samples=settings.num_samples
+            ),
             scheduler=scheduler,
             num_samples=settings.num_samples,
             # Without it OptunaSearch keeps only one trial pending at a time.
@@ -574,7 +576,7 @@ def _fit(
     if usable(result.trials).empty and len(result.errored):
         return result  # nothing to export; report() names the errored trials
 
-    return SweepResult.read(exp, settings, export_best(exp, trials=result.trials))
+    return SweepResult.read(exp, settings, export_best(exp, trials=result.trials, data=data))
 
 
 def next_steps(exp: Experiment) -> str:

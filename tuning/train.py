@@ -258,6 +258,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume and saved is None and previous:
             log.warning("%s has no %s (an older version wrote it); resuming with the flags given", output, RUN_FILE)
         config = resolve_config(args, output, saved)
+        # before the data is read: a bad --output fails at once, in one line
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
         data_args = resolve_data_args(args, saved)
         series = load_data_arg(**data_args)
         current = fingerprint(series, data_args["path"])
@@ -266,10 +271,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 saved.get("fingerprint"), current, where=str(output / RUN_FILE), allow=args.allow_data_change, log=log
             )
         data = prepare_data(series, config.len_source, config.len_target)
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
         record = {"data": data_args, "fingerprint": current.to_dict(), "config": config.to_dict()}
         replacing = bool(previous) and args.overwrite
         # Over an earlier run (--resume or --overwrite), the record changes only once this
