@@ -19,7 +19,7 @@ from tuning import search, train
 from tuning.config import TrainConfig
 from tuning.data import prepare_data
 from tuning.engine import Precision, evaluate
-from tuning.ensemble import MeanEnsemble
+from tuning.ensemble import CANDIDATES, MeanEnsemble
 from tuning.errors import UserError
 from tuning.fingerprint import fingerprint
 from tuning.forecast import load_model
@@ -250,7 +250,8 @@ def test_the_final_model_is_chosen_on_validation_and_forecasts_as_its_members_av
     assert sum(m["weight"] for m in members) == pytest.approx(1.0)
     assert final["best_trial_val_mae"] == pytest.approx(doc["metrics"]["best_val_mae"], rel=1e-5)
     assert final["val_mae"] <= final["best_trial_val_mae"]
-    assert len(final["candidates"]) == 4  # every trial of this sweep left a checkpoint
+    trials_now = SweepResult.load("api", api_sweep["storage"]).trials  # another test may have grown the sweep
+    assert len(final["candidates"]) == min(CANDIDATES, len(trials_now))  # every trial left a checkpoint
     assert "final model:" in api_sweep["result"].summary()
     data = prepare(SweepSettings.load(Experiment.at(api_sweep["storage"], "api")))
 
