@@ -35,9 +35,12 @@ import torch
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.engine import MSE, Precision, evaluate, fit
+from tuning.export import export_best
 from tuning.forecast import load_model
+from tuning.results import SweepResult
 from tuning.search import run_sweep
 from tuning.sources import TrafficSeries, load_series, synthetic_traffic
+from tuning.storage import Experiment
 
 ODOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "odot_counts" / "counts_wide_15min.csv"
 
@@ -55,7 +58,7 @@ def test_mae(model: torch.nn.Module, data: PreparedData) -> float:
     return float(metrics["model"]["mae"])
 
 
-def one_run(name: str, seed: int, space: str, threads: int, storage: Path) -> dict[str, Any]:
+def one_run(name: str, seed: int, space: str, threads: int, storage: Path, reuse: bool = False) -> dict[str, Any]:
     series, path = _series(name)
     data = prepare_data(series, 10, 5)
     copy_last = evaluate(None, data.test, data, Precision(None, False), torch.device("cpu"))["copy_last"]["mae"]
@@ -66,7 +69,12 @@ def one_run(name: str, seed: int, space: str, threads: int, storage: Path) -> di
     defaults = info["test_metrics"]["model"]["mae"]
 
     start = time.perf_counter()
-    result = run_sweep(space, path, name=f"{Path(name).stem}-{seed}", storage_path=storage, seed=seed)
+    sweep = f"{Path(name).stem}-{seed}"
+    if reuse and (storage / sweep).is_dir():  # a sweep this script ran before: export it again, no new trials
+        export_best(Experiment.at(storage, sweep), data=data)
+        result = SweepResult.load(sweep, storage)
+    else:
+        result = run_sweep(space, path, name=sweep, storage_path=storage, seed=seed)
     sweep_s = time.perf_counter() - start
     best = result.export
     assert best is not None, "the sweep exported no best config"
@@ -101,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the two single runs (a trial has 1 CPU)")
     p.add_argument("--storage-path", default=None, help="where the sweeps go (default: a temporary folder)")
     p.add_argument("--csv", default=None, help="write the rows here")
+    p.add_argument("--reuse", action="store_true", help="re-export sweeps already in --storage-path instead of running them")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
@@ -110,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = Path(args.storage_path or tmp)
         for name in names:
             for seed in (int(s) for s in args.seeds.split(",")):
-                rows.append(one_run(name, seed, args.space, args.threads, storage))
+                rows.append(one_run(name, seed, args.space, args.threads, storage, args.reuse))
                 print(json.dumps(rows[-1]), flush=True)
     frame = pd.DataFrame(rows)
     if args.csv:

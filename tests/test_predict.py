@@ -320,18 +320,22 @@ def test_predict_with_a_sweeps_best_trial(
     argv = ["--space", str(space), "--data", str(cli["first"]), "--storage-path", str(storage), "--name", "fc"]
     assert search.main([*argv, "--exclude-columns", "S003", "--max-concurrent", "1"]) == 0
     capsys.readouterr()
-    out = tmp_path / "forecasts.csv"
-    assert predict.main(["--name", "fc", "--storage-path", str(storage), "--data", str(cli["full"]), "--output", str(out)]) == 0
+    out, final_out = tmp_path / "forecasts.csv", tmp_path / "final.csv"
+    where = ["--name", "fc", "--storage-path", str(storage), "--data", str(cli["full"])]
+    assert predict.main([*where, "--output", str(out), "--best-trial-only"]) == 0
+    assert predict.main([*where, "--output", str(final_out)]) == 0  # the sweep's final model
     got = pd.read_csv(out, parse_dates=["timestamp"])
     assert list(got["sensor"].unique()) == ["S000", "S001", "S002"] and len(got) == 3 * LT
+    full = _frame(load_series(cli["full"]))
+    final = pd.read_csv(final_out, parse_dates=["timestamp"])
+    np.testing.assert_allclose(final["forecast"].to_numpy(), load_model(storage / "fc").predict(full)["forecast"], rtol=1e-6)
 
     # the best trial's checkpoint carries the best epoch's weights, its scaler and sensors
     best = json.loads((storage / "fc" / "best_config.json").read_text())
-    forecaster = load_model(storage / "fc")
+    forecaster = load_model(storage / "fc", ensemble=False)
     state = checkpoints.load(Path(best["checkpoint"]) / checkpoints.RUN_STATE_FILE, checkpoints.RUN)
     for name, tensor in forecaster.model.state_dict().items():
         torch.testing.assert_close(tensor, state["best_state"][name])
-    full = _frame(load_series(cli["full"]))
     expected = forecaster.predict(full)
     np.testing.assert_allclose(got["forecast"].to_numpy(), expected["forecast"].to_numpy(), rtol=1e-6)
 
@@ -341,7 +345,7 @@ def test_predict_with_a_sweeps_best_trial(
     trial_state = moved / Path(best["checkpoint"]).parent.name / Path(best["checkpoint"]).name / checkpoints.RUN_STATE_FILE
     old = {k: v for k, v in state.items() if k not in ("scaler_mean", "scaler_std", "data_shape", "input_size", "freq")}
     checkpoints.save(trial_state, checkpoints.RUN, {k: v for k, v in old.items() if k not in ("format", "kind")})
-    refitted = load_model(moved)
+    refitted = load_model(moved, ensemble=False)
     assert refitted.source.startswith(f"the model in {moved}")
     pd.testing.assert_frame_equal(refitted.predict(full), expected)
     # a bare trial checkpoint of that kind cannot know its scaler: refused, saying how to load it
