@@ -17,6 +17,7 @@ DEFAULTS = TrainConfig()
 @pytest.mark.parametrize("name", ["default", "wide", "smoke"])
 def test_shipped_spaces_load_and_start_from_the_defaults(name: str) -> None:
     space = load_space(SPACES_DIR / f"{name}.yaml")
+    assert space.name == name  # a sweep is named <space>-<date>-<time> after it
     first = space.first_point()
     assert first == {k: getattr(DEFAULTS, k) for k in space.parameters}
     assert space.budget.num_samples >= 1 and space.budget.grace_period <= space.budget.max_epochs

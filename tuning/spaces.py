@@ -250,11 +250,11 @@ def space_from_dict(doc: Any, source: str, *, name: str) -> SearchSpace:
     fixed = doc.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SpaceError(f"{src}: 'fixed' must map config fields to values, got {type(fixed).__name__}")
-    for name in fixed:
-        _check_field(src, name, fields, "fixed")
-        if name in parameters:
-            raise SpaceError(f"{src}: '{name}' is both searched and fixed; keep it in one section")
-        _check_sane(src, f"fixed '{name}'", name, fixed[name])
+    for key in fixed:  # not `name`: that is the space's own name, used below
+        _check_field(src, key, fields, "fixed")
+        if key in parameters:
+            raise SpaceError(f"{src}: '{key}' is both searched and fixed; keep it in one section")
+        _check_sane(src, f"fixed '{key}'", key, fixed[key])
     try:
         TrainConfig.from_dict(fixed, source=f"{src}: fixed")
     except ConfigError as e:
