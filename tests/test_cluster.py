@@ -26,7 +26,7 @@ from support import TINY_SAMPLES, child_env, is_stopped, marked_processes, resul
 
 from tuning import analyze, export, search
 from tuning.analysis import load_sweep
-from tuning.faults import FAULT_ENV, FAULT_SIGNAL_ENV
+from tuning.faults import EPOCH_SECONDS_ENV, FAULT_ENV, FAULT_SIGNAL_ENV
 from tuning.storage import ASHA_FILE, BEST_FILE, LOCK_FILE, SWEEP_FILE
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,8 @@ def _stop(marker: str) -> None:
 def cluster(short_tmp: Path) -> Iterator[Cluster]:
     """A head and a worker node, one CPU each, joined with a token (``RAY_AUTH_MODE=token``)."""
     marker = uuid.uuid4().hex
-    env = child_env(marker, short_tmp, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    # Slow trials (a second per epoch) keep the kill point in reach however fast the machine (tuning.faults).
+    env = child_env(marker, short_tmp, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32), **{EPOCH_SECONDS_ENV: "1"})
     address = f"127.0.0.1:{_free_port()}"
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     try:

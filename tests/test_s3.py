@@ -24,7 +24,7 @@ from support import (
 
 from tuning import analyze, export, search, storage
 from tuning.analysis import load_curves, load_sweep
-from tuning.faults import FAULT_ENV, FAULT_SIGNAL_ENV
+from tuning.faults import EPOCH_SECONDS_ENV, FAULT_ENV, FAULT_SIGNAL_ENV
 from tuning.storage import BEST_FILE, LOCK_FILE, SWEEP_FILE
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,8 @@ def test_sweep_on_s3_survives_kill_9_resumes_exports_and_analyzes(
     exp = f"{uri}/s3k"
     marker = uuid.uuid4().hex
     # The driver stops itself (SIGSTOP) once S3 holds a finished trial and a checkpointed running one.
-    env = child_env(marker, short_tmp, **{FAULT_ENV: "1", FAULT_SIGNAL_ENV: "SIGSTOP"})
+    # Slow trials (a second per epoch) keep that point in reach however fast the machine (tuning.faults).
+    env = child_env(marker, short_tmp, **{FAULT_ENV: "1", FAULT_SIGNAL_ENV: "SIGSTOP", EPOCH_SECONDS_ENV: "1"})
     common = ["--storage-path", uri, "--name", "s3k"]
     driver = start(
         search_cmd("--space", str(sweep_space), "--data", str(sweep_csv), "--max-concurrent", "2", *common), env, tmp_path

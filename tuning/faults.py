@@ -23,6 +23,7 @@ import gc
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,20 @@ from tuning.errors import UserError
 FAULT_ENV = "TUNING_FAULT_KILL_AFTER_TRIALS"
 FAULT_SIGNAL_ENV = "TUNING_FAULT_SIGNAL"
 TRIAL_ERROR_ENV = "TUNING_FAULT_TRIAL_ERROR"
+EPOCH_SECONDS_ENV = "TUNING_FAULT_EPOCH_SECONDS"
+
+
+def slow_epoch() -> None:
+    """Pause a trial after each report for ``TUNING_FAULT_EPOCH_SECONDS`` (the kill tests' slow trials).
+
+    The kill point needs a snapshot that shows a finished trial beside a running one
+    with a checkpoint, and the same again once Tune's uploads are through. Tiny trials
+    on a fast machine can finish between those looks, so the kill tests make every
+    epoch last this long: a slower trial, not a wait for anything.
+    """
+    seconds = float(os.environ.get(EPOCH_SECONDS_ENV) or 0)
+    if seconds > 0:
+        time.sleep(seconds)
 
 
 class InjectedTrialError(RuntimeError):

@@ -154,6 +154,10 @@ def train_trial(config: dict[str, Any], data: PreparedData, settings: SweepSetti
         metrics = {key: metrics[key] for key in REPORTED_METRICS if key in metrics}
         metrics.update(diverged=False, stopped_early=run.stopped_early)
         _report(metrics, run)
+        if os.environ.get("TUNING_FAULT_EPOCH_SECONDS"):  # the kill tests' slow trials (tuning.faults)
+            from tuning.faults import slow_epoch
+
+            slow_epoch()
     # Free what a reused actor would otherwise keep until the next trial.
     del run
     if torch.cuda.is_available():
