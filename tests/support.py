@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -95,3 +96,14 @@ def is_stopped(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
     except OSError:
         return False
+
+
+def ctrl_c_works() -> None:
+    """``preexec_fn`` for a child a test stops with SIGINT, as Ctrl-C would.
+
+    A shell without job control starts background commands with SIGINT ignored, and
+    children inherit that: a test run started with ``&`` (or nohup) would then send a
+    SIGINT that nobody hears. The child gets the default action back, so Python turns
+    it into KeyboardInterrupt as in a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for_line, write_csv
+from support import ctrl_c_works
 
 from tuning.config import TrainConfig
 from tuning.data import PreparedData
@@ -69,7 +70,7 @@ def test_ctrl_c_prints_the_command_that_resumes(tiny_series: TrafficSeries, tmp_
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     argv = ["--data", str(data), "--output", str(tmp_path / "out"), "--max-epochs", "500", "--seed", "3"]
     proc = subprocess.Popen([sys.executable, "-m", "tuning.train", *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env, cwd=tmp_path)  # fmt: skip
+                            text=True, env=env, cwd=tmp_path, preexec_fn=ctrl_c_works)  # fmt: skip
     # the progress line comes after the epoch's checkpoint is written
     wait_for_line(proc, r"progress: epoch 1/500", 300, stream="stderr")
     proc.send_signal(signal.SIGINT)

@@ -33,6 +33,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import wait_for_line, write_csv
+from support import ctrl_c_works
 
 from tuning.sources import synthetic_traffic
 from tuning.spaces import space_from_dict
@@ -143,7 +144,7 @@ def _run(command: list[str], workspace: dict[str, object], timeout: float = 600)
 
 def _serve(command: list[str], workspace: dict[str, object]) -> None:
     proc = subprocess.Popen([sys.executable, *command[1:]], cwd=workspace["folder"], env=workspace["env"],  # type: ignore[arg-type]
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_works)  # fmt: skip
     try:
         url = wait_for_line(proc, r"optuna-dashboard: (http://\S+)", 180)[0].group(1)
         with urllib.request.urlopen(url, timeout=30) as page:
