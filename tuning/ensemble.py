@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from tuning.analysis import BEST_COLUMN
+from tuning.metrics import masked_mae
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,9 +100,8 @@ def targets(windows: WindowSet, data: PreparedData, batch_size: int = 4096) -> t
 
 
 def _mae(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> float:
-    """MAE in the data's units (scaled errors times each sensor's std), over observed cells."""
-    err = (pred - y).abs() * scale[:, None] * mask
-    return float(err.sum() / mask.sum().clamp(min=1))
+    """MAE in the data's units (scaled errors times each window's sensor std), over observed cells."""
+    return float(masked_mae(pred, y, mask, scale))
 
 
 def select(
