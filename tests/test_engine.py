@@ -152,8 +152,10 @@ def test_returned_model_holds_the_best_epochs_weights(tiny_config: TrainConfig, 
     assert _same_weights(model, best["model"])
     last = load_checkpoint(ckpt_dir / "epoch_0003.pt")
     assert not _same_weights(model, last["model"])  # not simply the final weights
-    # and the returned weights reproduce the best validation loss
-    again = validate_model(model, tiny_data.val, tiny_data, Precision(None, False), torch.device("cpu"))
+    # and the returned weights reproduce the best validation loss, on the device and at the
+    # precision they were trained with (CUDA when the suite runs on a GPU machine)
+    device = next(model.parameters()).device
+    again = validate_model(model, tiny_data.val, tiny_data, resolve_precision(tiny_config, device), device)
     assert again["mae"] == pytest.approx(val[0], rel=1e-6)
 
 
