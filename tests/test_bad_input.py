@@ -107,6 +107,10 @@ CASES = [
     Case("max-epochs-0", "train", ("--max-epochs", "0", *TRAIN_OUT), "--max-epochs: must be >= 1", new=False),
     Case("len-source-0", "train", ("--len-source", "0", *TRAIN_OUT), "--len-source: must be >= 1", new=False),
     # --- experiment names ---
+    Case("time-budget-soon", "search", ("--smoke-test", "--time-budget", "soon", *STORE),
+         "--time-budget: must be seconds or a duration such as 90s, 15m or 1.5h, got 'soon'", new=False),
+    Case("space-time-budget-negative", "search", ("--space", "{space_time}", *STORE),
+         "budget.time_budget_s must be a number of seconds > 0, got -5", new=False),
     Case("name-300-chars", "search", ("--smoke-test", "--name", "a" * 300, *STORE), "experiment name is 300 characters long"),
     Case("name-starts-with-dash", "search", ("--smoke-test", "--name=-x", *STORE), "experiment name '-x' must"),
     Case("name-starts-with-dash-subprocess", "search", ("--smoke-test", "--name=-x", *STORE), "experiment name '-x'", subprocess=True),
@@ -208,6 +212,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                                  "parameters:\n  learning_rate: {distribution: loguniform, low: 1.0e-4, high: 1.0e+300}\n" + budget),
         "space_layers": _write_space(spaces / "layers.yaml", "parameters:\n  learning_rate: {distribution: loguniform, "
                                      "low: 1.0e-4, high: 1.0e-2}\nfixed: {num_layers: 1000}\n" + budget),
+        "space_time": _write_space(spaces / "time.yaml", "parameters:\n  learning_rate: {distribution: loguniform, "
+                                   "low: 1.0e-4, high: 1.0e-2}\nbudget: {num_samples: 2, max_epochs: 1, grace_period: 1, time_budget_s: -5}\n"),
         "storage": str(storage),
     }  # fmt: skip
 
@@ -260,7 +266,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (38, 11)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (38, 13)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

@@ -422,3 +422,44 @@ def test_real_uci_file_is_put_on_its_hourly_grid(caplog: pytest.LogCaptureFixtur
     raw = pd.read_csv(UCI, usecols=["date_time", "traffic_volume"])
     per_hour = raw.groupby(pd.to_datetime(raw["date_time"]))["traffic_volume"].first()
     np.testing.assert_array_equal(series.values[series.timestamps.get_indexer(per_hour.index), 0], per_hour.to_numpy())
+
+
+# --- zeros that look like detector outages -------------------------------------------------
+
+
+def _speeds_with_outages(tmp_path: Path) -> Path:
+    """Three speed sensors (mph); S001 fails three times: 60-ish, then zeros, then 60-ish again."""
+    rng = np.random.default_rng(0)
+    speeds = 60 + rng.normal(0, 3, size=(600, 3))
+    for start in (100, 300, 450):
+        speeds[start : start + 12, 1] = 0.0
+    frame = pd.DataFrame(speeds, columns=["S000", "S001", "S002"])
+    path = tmp_path / "speeds.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_zeros_that_look_like_outages_suggest_zero_is_missing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _speeds_with_outages(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        series = load_series(path, freq="5min", start="2024-03-01")
+    hints = [r.getMessage() for r in caplog.records if "--zero-is-missing" in r.getMessage()]
+    assert len(hints) == 1 and "1 sensor(s) (S001) drop from their usual level straight to exact zeros" in hints[0]
+    assert (series.values[:, 1] == 0).sum() == 36  # only a hint: the zeros stay readings
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        masked = load_series(path, freq="5min", start="2024-03-01", zero_is_missing=True)
+    assert not [r for r in caplog.records if "--zero-is-missing" in r.getMessage()]
+    assert np.isnan(masked.values[:, 1]).sum() == 36
+
+
+def test_counts_that_fall_to_zero_at_night_are_not_taken_for_outages(caplog: pytest.LogCaptureFixture) -> None:
+    from tuning.sources import outage_zero_sensors
+
+    hours = np.arange(24 * 14) % 24
+    counts = np.round(np.clip(40 * np.sin(np.pi * (hours - 5) / 17), 0, None))[:, None]  # 0 overnight, via 1, 2, ...
+    assert (counts == 0).sum() > 50
+    assert outage_zero_sensors(counts) == []
+    odot = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "odot_counts" / "counts_wide_15min.csv"
+    if odot.exists():  # real counts: detectors that sit at 0 most of the day
+        assert outage_zero_sensors(load_series(odot).values) == []

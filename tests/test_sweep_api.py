@@ -276,3 +276,57 @@ def test_the_final_model_is_chosen_on_validation_and_forecasts_as_its_members_av
         average.predict(frame)["forecast"].to_numpy(), 0.75 * parts[0] + 0.25 * parts[1], rtol=1e-4, atol=1e-4
     )
     assert val_mae(average.model) != pytest.approx(val_mae(load_model(two[0]["checkpoint"]).model))
+
+
+# --- a time budget ---------------------------------------------------------------------
+
+
+def test_a_time_budget_is_read_from_the_space_and_the_flag_and_checked() -> None:
+    from tuning.cli import duration
+
+    assert [duration(t) for t in ("900", "900s", "15m", "1.5h", " 2M ")] == [900, 900, 900, 5400, 120]
+    for bad in ("0", "-5m", "soon", "15 minutes", "inf", "nan", ""):
+        with pytest.raises(Exception, match="must be"):
+            duration(bad)
+    space = as_space({**SPACE, "budget": {**SPACE["budget"], "time_budget_s": 600}})
+    assert space.budget.time_budget_s == 600
+    assert SweepSettings.create(space).time_budget_s == 600.0
+    assert SweepSettings.create(space, time_budget_s=30).time_budget_s == 30.0  # the flag wins
+    assert SweepSettings.create(as_space(SPACE)).time_budget_s is None  # no budget: no limit
+    with pytest.raises(UserError, match="budget.time_budget_s must be a number of seconds > 0, got -1"):
+        as_space({**SPACE, "budget": {**SPACE["budget"], "time_budget_s": -1}})
+    with pytest.raises(UserError, match="--time-budget must be a positive number of seconds"):
+        SweepSettings.create(space, time_budget_s=0)
+
+
+@pytest.mark.slow
+def test_the_time_budget_ends_a_sweep_whose_trials_would_run_on_and_resume_runs_the_rest(
+    ray_cluster: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Trials of up to 10,000 epochs with no early stop: only the time budget can end them.
+    space = {
+        **SPACE,
+        "fixed": {**SPACE["fixed"], "early_stop_patience": 1000},
+        "budget": {"num_samples": 6, "max_epochs": 10_000, "grace_period": 10_000, "reduction_factor": 2},
+    }
+    data = synthetic_traffic(num_sensors=2, num_days=3, seed=3)
+    first = search.run_sweep(space, data, name="timed", storage_path=tmp_path, time_budget_s=10)
+    assert first.complete and first.out_of_time == {"time_budget_s": 10.0, "trials": len(first.trials)}
+    assert 1 <= len(first.trials) < 6
+    assert (first.trials["epochs_run"] < 10_000).all()
+    assert first.export is not None and (tmp_path / "timed" / "best_config.json").exists()
+    assert search.report(first) == 0
+    out = capsys.readouterr().out
+    assert f"the time budget (10 s) ended the sweep after {len(first.trials)} of 6 trials" in out
+    assert "--name timed" in out and "--resume" in out
+    epochs_before = dict(zip(first.trials["trial_id"], first.trials["epochs_run"], strict=True))
+
+    # Read back later, the sweep is still one the budget ended, not an interrupted one.
+    assert SweepResult.load("timed", tmp_path).out_of_time == first.out_of_time
+
+    more = search.resume_sweep("timed", storage_path=tmp_path, time_budget_s=8)
+    assert more.settings.time_budget_s == 8.0 and SweepSettings.load(more.experiment).time_budget_s == 8.0
+    assert len(more.trials) > len(first.trials)  # the rest ran, with a budget of their own
+    again = dict(zip(more.trials["trial_id"], more.trials["epochs_run"], strict=True))
+    assert {t: again[t] for t in epochs_before} == epochs_before  # the first run's trials were not run again
+    assert more.complete and (more.out_of_time is None or more.out_of_time["trials"] == len(more.trials))

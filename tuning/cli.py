@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -117,6 +118,19 @@ def seed_int(text: str) -> int:
     if value > MAX_SEED:
         raise argparse.ArgumentTypeError(f"must be <= {MAX_SEED} (2**32 - 1), got {value}")
     return value
+
+
+def duration(text: str) -> float:
+    """Seconds from ``900``, ``900s``, ``15m`` or ``1.5h``."""
+    raw = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(raw[-1:]) if raw else None
+    try:
+        seconds = float(raw[:-1] if scale else raw) * (scale or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be seconds or a duration such as 90s, 15m or 1.5h, got {text!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
+    return seconds
 
 
 def positive_int(text: str) -> int:

@@ -24,6 +24,10 @@ from tuning.sweep_settings import SweepSettings
 PLOTS = ("learning_curves.png", "metric_vs_params.png")
 
 
+TIME_BUDGET_FILE = "sweep/time_budget_reached.json"
+"""Written when the sweep's time budget ended its last run: its trials so far count as the sweep."""
+
+
 @dataclass(frozen=True)
 class SweepResult:
     """One sweep: its settings, trials, learning curves and best config.
@@ -34,7 +38,8 @@ class SweepResult:
         space: its search space.
         trials: :func:`tuning.analysis.load_sweep`'s frame, best trial first.
         curves: :func:`tuning.analysis.load_curves`'s frame, one row per trial and epoch.
-        complete: every trial ran to its end; False after an interruption (resume it).
+        complete: every trial ran to its end, or the time budget ended the sweep (see
+            ``out_of_time``); False after an interruption (resume it).
         export: the ``best_config.json`` document; None while no trial has a finite value.
     """
 
@@ -45,6 +50,9 @@ class SweepResult:
     curves: pd.DataFrame
     complete: bool
     export: dict[str, Any] | None
+    out_of_time: dict[str, Any] | None = None
+    """What ``time_budget_reached.json`` says when the time budget ended the sweep (``time_budget_s``,
+    ``trials``): fewer trials than ``settings.num_samples`` ran; ``--resume`` runs the rest."""
 
     @property
     def path(self) -> str:
@@ -119,4 +127,9 @@ class SweepResult:
         """The result of the sweep in ``exp`` from its files, with the given export."""
         trials, curves = load_sweep(exp.path), load_curves(exp.path)
         finished = int(trials["finished"].sum()) if len(trials) else 0
-        return cls(exp, settings, settings.load_space(), trials, curves, finished >= settings.num_samples, export)
+        out_of_time = json.loads(storage.read_text(exp.file(TIME_BUDGET_FILE))) if exp.exists(TIME_BUDGET_FILE) else None
+        # The budget's marker holds only while nothing ran after it (a resume removes it).
+        if out_of_time is not None and not (finished == len(trials) == out_of_time.get("trials")):
+            out_of_time = None
+        complete = finished >= settings.num_samples or out_of_time is not None
+        return cls(exp, settings, settings.load_space(), trials, curves, complete, export, out_of_time)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import pickletools
@@ -30,17 +31,17 @@ from typing import Any
 
 from tuning import cli, lock, ray_runtime, storage
 from tuning.analysis import ERROR_FILE
-from tuning.cli import ArgumentParser, add_data_arguments, nonneg_float, positive_int, prog_name, run_main, seed_int
+from tuning.cli import ArgumentParser, add_data_arguments, duration, nonneg_float, positive_int, prog_name, run_main, seed_int
 from tuning.data import PreparedData
 from tuning.errors import DISK_FULL_ERRNOS, DiskFullError, UserError, disk_full
 from tuning.logs import configure_logging, quiet_libraries
 from tuning.metrics import METRIC, MODE
 from tuning.ray_runtime import RayRuntime
-from tuning.results import SweepResult
+from tuning.results import TIME_BUDGET_FILE, SweepResult
 from tuning.spaces import SearchSpace, SpaceLike, as_space
 from tuning.storage import ASHA_FILE, BEST_FILE, DEFAULT_STORAGE, SWEEP_FILE, Experiment
 from tuning.sweep_data import DataLike, SweepData, prepare, resolve_data, save_series
-from tuning.sweep_settings import SPACE_COPY, SweepSettings
+from tuning.sweep_settings import SPACE_COPY, SweepSettings, check_time_budget
 from tuning.trials import trial_config
 from tuning.tune_storage import repair_torn_snapshot, tune_filesystem
 from tuning.warm_start import DEFAULT_TOP, WarmStart
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reduction-factor", type=positive_int, default=None, metavar="N", help="ASHA's halving rate (default: the space file's)"
     )
+    p.add_argument(
+        "--time-budget", type=duration, default=None, metavar="T",
+        help="stop the sweep after T (900, 900s, 15m, 1.5h); running trials end at their last epoch, unstarted ones "
+             "are left for --resume, which has the whole budget again (default: the space file's, else none)",
+    )  # fmt: skip
     p.add_argument(
         "--cpus-per-trial",
         type=positive_int,
@@ -264,6 +270,7 @@ def build_tuner(
             max_concurrent_trials=max_concurrent,
             # ~0.2 s per trial instead of ~1.4 s for a new actor; the trainable keeps no state between trials.
             reuse_actors=True,
+            time_budget_s=settings.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=exp.name,
@@ -303,6 +310,7 @@ def run_sweep(
     seed: int = 0,
     warm_start: str | None = None,
     warm_start_top: int | None = None,
+    time_budget_s: float | None = None,
     address: str | None = None,
 ) -> SweepResult:
     """Run a new sweep and return its result; the experiment folder is ``storage_path/name``.
@@ -328,6 +336,8 @@ def run_sweep(
             the searcher knows from the start; it is only read.
         warm_start_top: run the earlier sweep's best K configs first (default: 3 when
             the space changed, else none).
+        time_budget_s: stop the sweep after this many seconds (default: the space's
+            ``budget.time_budget_s``, else no limit); the trials run by then are the sweep.
         address: a Ray cluster to join (default: ``$RAY_ADDRESS``, else a local Ray; a
             Ray this process already started is used as it is).
 
@@ -365,7 +375,7 @@ def run_sweep(
             columns=tuple(columns) if read and columns is not None else None,
             exclude_columns=tuple(exclude_columns) if read and exclude_columns is not None else None,
             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
-            warm_start=earlier.path if earlier else None, warm_start_top=warm_start_top,
+            warm_start=earlier.path if earlier else None, warm_start_top=warm_start_top, time_budget_s=time_budget_s,
         )  # fmt: skip
         # Everything that can fail on bad input fails before the experiment folder has more
         # than the lock, which goes with it.
@@ -388,6 +398,7 @@ def resume_sweep(
     num_samples: int | None = None,
     data: DataLike = None,
     address: str | None = None,
+    time_budget_s: float | None = None,
 ) -> SweepResult:
     """Continue the sweep ``name`` with the settings it saved; trials that finished are kept.
 
@@ -397,7 +408,10 @@ def resume_sweep(
             (its trials so far are not run again). Fewer are ignored with a warning.
         data: only for a sweep started from prepared data, which is not saved: the same data.
         address: a Ray cluster to join, as in :func:`run_sweep`.
+        time_budget_s: a new time budget for this run (default: the sweep's own, if any,
+            which each run of the sweep has whole).
     """
+    check_time_budget(time_budget_s)
     exp = Experiment.at(storage_path, name)
     settings = SweepSettings.load(exp)
     with contextlib.ExitStack() as held:
@@ -429,8 +443,11 @@ def resume_sweep(
             assert num_samples is not None
             log.info("sweep %s grows from %d to %d trials; the ones run so far are kept", name, settings.num_samples, num_samples)
             settings = settings.replace(num_samples=num_samples)
+        retimed = time_budget_s is not None and time_budget_s != settings.time_budget_s
+        if retimed:
+            settings = settings.replace(time_budget_s=float(time_budget_s))  # type: ignore[arg-type]
         _start_ray(address, settings, exp, held)
-        if grow:
+        if grow or retimed:
             settings.save(exp)
         return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
 
@@ -559,15 +576,28 @@ def _fit(
         from tuning.searcher import extend as extend_tuner
 
         extend_tuner(tuner, settings.num_samples)
+    if restore:
+        # Tune pickled the budget with the tuner; a resumed run has the sweep's (maybe new) one, whole.
+        restored_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+        if restored_config is not None:
+            restored_config.time_budget_s = settings.time_budget_s
+    storage.delete_file(exp.file(TIME_BUDGET_FILE))  # this run decides anew whether the budget ends it
+    limit = "" if settings.time_budget_s is None else f", at most {format_duration(settings.time_budget_s)}"
     print(
-        f"sweep {exp.name}: {settings.num_samples} trials of up to {settings.max_epochs} epochs ({space.source}); results in {exp.path}"
+        f"sweep {exp.name}: {settings.num_samples} trials of up to {settings.max_epochs} epochs{limit} ({space.source}); "
+        f"results in {exp.path}"
     )
+    started = time.monotonic()
     try:
         tuner.fit()
     except KeyboardInterrupt:
         print(f"interrupted; resume with:\n  {_resume_command(exp)}", file=sys.stderr)
         raise
     result = SweepResult.read(exp, settings, None)
+    if not result.complete and _ended_by_time_budget(result, settings, time.monotonic() - started):
+        trials = len(result.trials)
+        storage.write_text(exp.file(TIME_BUDGET_FILE), json.dumps({"time_budget_s": settings.time_budget_s, "trials": trials}))
+        result = SweepResult.read(exp, settings, None)
     if not result.complete:
         return result
     from tuning.analysis import usable
@@ -577,6 +607,22 @@ def _fit(
         return result  # nothing to export; report() names the errored trials
 
     return SweepResult.read(exp, settings, export_best(exp, trials=result.trials, data=data))
+
+
+def _ended_by_time_budget(result: SweepResult, settings: SweepSettings, elapsed_s: float) -> bool:
+    """Whether Tune stopped the sweep at its time budget: fit returned with no trial left running."""
+    if settings.time_budget_s is None or elapsed_s < settings.time_budget_s:
+        return False
+    return len(result.trials) > 0 and bool(result.trials["finished"].all())
+
+
+def format_duration(seconds: float) -> str:
+    """``15 min``, ``1 h 30 min``, ``45 s``: a time budget in words."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{secs} s" if secs else ""]
+    return " ".join(p for p in parts if p) or f"{seconds:g} s"
 
 
 def next_steps(exp: Experiment) -> str:
@@ -594,7 +640,7 @@ def next_steps(exp: Experiment) -> str:
 
 
 # What a resumed sweep still takes from the command line; it reads the rest from sweep.json.
-_RESUME_FLAGS = ("name", "storage_path", "resume", "num_samples", "address", "debug")
+_RESUME_FLAGS = ("name", "storage_path", "resume", "num_samples", "time_budget", "address", "debug")
 
 
 def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -635,6 +681,12 @@ def report(result: SweepResult) -> int:
         raise _disk_full(full, result.experiment)
     if result.export is not None:
         print(result.summary())
+        if result.out_of_time is not None:
+            print(
+                f"the time budget ({format_duration(result.out_of_time['time_budget_s'])}) ended the sweep after "
+                f"{result.out_of_time['trials']} of {result.settings.num_samples} trials; the rest run with:\n  "
+                f"{_resume_command(result.experiment)}"
+            )
         print(f"results: {result.path}  (best config: {result.experiment.file(BEST_FILE)})")
         print(next_steps(result.experiment))
     if errored.empty:
@@ -668,7 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "--resume continues with the settings saved in %s; ignoring %s",
                     Experiment.at(args.storage_path, args.name).file(SWEEP_FILE), " ".join(ignored),
                 )  # fmt: skip
-            result = resume_sweep(args.name, storage_path=args.storage_path, num_samples=args.num_samples, address=args.address)
+            result = resume_sweep(
+                args.name, storage_path=args.storage_path, num_samples=args.num_samples, address=args.address,
+                time_budget_s=args.time_budget,
+            )  # fmt: skip
         else:
             result = run_sweep(
                 args.space or ("smoke" if args.smoke_test else "default"), args.data, name=args.name,
@@ -677,7 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 len_target=args.len_target, zero_is_missing=args.zero_is_missing, freq=args.freq, start=args.start,
                 columns=args.columns, exclude_columns=args.exclude_columns, cpus_per_trial=args.cpus_per_trial,
                 gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent, seed=args.seed,
-                warm_start=args.warm_start, warm_start_top=args.warm_start_top, address=args.address,
+                warm_start=args.warm_start, warm_start_top=args.warm_start_top, time_budget_s=args.time_budget,
+                address=args.address,
             )  # fmt: skip
         return report(result)
 

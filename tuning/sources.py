@@ -614,7 +614,53 @@ def load_series(
             ) from e
         series = TrafficSeries(series.values, stamps, series.sensor_ids, series.name)
     _check_sensors(series, label)
+    if not zero_is_missing:
+        hint = zero_outage_hint(series)
+        if hint:
+            log.warning("%s: %s", label, hint)
     return series
+
+
+def outage_zero_sensors(values: np.ndarray) -> list[int]:
+    """Sensors whose exact zeros look like outages: runs of 0 that start right after a usual reading.
+
+    Loop detectors that report speed write 0 when they fail (METR-LA, PEMS-BAY): a
+    reading of 60 mph followed by zeros. Counts reach 0 by falling through small values
+    at night. A sensor counts when at least two of its zero runs, and at least half of
+    them, begin right after a reading of at least half its median positive reading (a
+    median of at least 5, so that small counts never count).
+    """
+    found = []
+    for i in range(values.shape[1]):
+        column = values[:, i]
+        zero = column == 0
+        if not zero.any():
+            continue
+        positive = column[column > 0]
+        if positive.size == 0:
+            continue
+        level = float(np.median(positive))
+        if level < 5:
+            continue
+        starts = np.flatnonzero(zero & ~np.r_[False, zero[:-1]])
+        before = column[starts[starts > 0] - 1]
+        abrupt = int(np.sum(before >= 0.5 * level))
+        if abrupt >= 2 and abrupt * 2 >= len(starts):
+            found.append(i)
+    return found
+
+
+def zero_outage_hint(series: TrafficSeries) -> str | None:
+    """One line suggesting ``--zero-is-missing`` when zeros look like outages (None otherwise)."""
+    sensors = outage_zero_sensors(series.values)
+    if not sensors:
+        return None
+    named = ", ".join(series.sensor_ids[i] for i in sensors[:3]) + (f" and {len(sensors) - 3} more" if len(sensors) > 3 else "")
+    return (
+        f"{len(sensors)} sensor(s) ({named}) drop from their usual level straight to exact zeros, as failed "
+        "detectors do in speed data; if 0 means 'no reading' there (METR-LA, PEMS-BAY), pass --zero-is-missing, "
+        "or the zeros are trained on and scored as real readings"
+    )
 
 
 def as_series(

@@ -15,6 +15,7 @@ A file has up to four sections::
       max_epochs: 12                 # ASHA's max_t
       grace_period: 2
       reduction_factor: 3
+      time_budget_s: 900             # optional: stop the sweep after this many seconds
 
 Distributions: ``uniform`` and ``loguniform`` (floats in [low, high]), ``int``
 (integers in [low, high], ``log: true`` optional) and ``choice`` (``values``).
@@ -82,8 +83,13 @@ class Budget:
     max_epochs: int = 12
     grace_period: int = 2
     reduction_factor: int = 3
+    # Wall-clock seconds after which Tune stops the sweep (trials still running end at
+    # their last epoch; unstarted ones are left for --resume). None: no limit. For spaces
+    # whose trials differ in cost by orders of magnitude (an LSTM beside an MLP), the
+    # epoch budget alone cannot say how long a sweep takes.
+    time_budget_s: float | None = None
 
-    def replace(self, **changes: int | None) -> Budget:
+    def replace(self, **changes: float | None) -> Budget:
         values = {**self.__dict__, **{k: v for k, v in changes.items() if v is not None}}
         return Budget(**values)
 
@@ -96,6 +102,9 @@ class Budget:
             raise SpaceError(f"{source}: budget.reduction_factor must be a whole number >= 2, got {self.reduction_factor!r}")
         if self.grace_period > self.max_epochs:
             raise SpaceError(f"{source}: budget.grace_period ({self.grace_period}) must be <= max_epochs ({self.max_epochs})")
+        t = self.time_budget_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0):
+            raise SpaceError(f"{source}: budget.time_budget_s must be a number of seconds > 0, got {t!r}")
 
 
 @dataclass(frozen=True)

@@ -309,3 +309,10 @@ def delete_dir(path: str) -> None:
     fs, p = _fs(path)
     if fs.get_file_info(p).type != pafs.FileType.NotFound:
         fs.delete_dir(p)
+
+
+def delete_file(path: str) -> None:
+    """Remove the file ``path`` if it is there."""
+    fs, p = _fs(path)
+    if fs.get_file_info(p).type == pafs.FileType.File:
+        fs.delete_file(p)

@@ -59,6 +59,9 @@ class SweepSettings:
     # how many of its best configs were evaluated first.
     warm_start: str | None = None
     warm_start_top: int | None = None
+    # Seconds of wall clock after which Tune stops the sweep (each run of it: a resumed
+    # sweep has the whole budget again); None: no limit.
+    time_budget_s: float | None = None
 
     @property
     def data_in_memory_only(self) -> bool:
@@ -138,6 +141,7 @@ class SweepSettings:
         seed: int = 0,
         warm_start: str | None = None,
         warm_start_top: int | None = None,
+        time_budget_s: float | None = None,
     ) -> SweepSettings:
         """Settings for a new sweep: the space file's budget, overridden where a value is given.
 
@@ -157,8 +161,13 @@ class SweepSettings:
             raise UserError(f"--gpus-per-trial must be a number >= 0, got {gpus_per_trial!r}")
         if not math.isfinite(gpus_per_trial):
             raise UserError(f"--gpus-per-trial must be finite, got {gpus_per_trial!r}")
+        check_time_budget(time_budget_s)
         budget = space.budget.replace(
-            num_samples=num_samples, max_epochs=max_epochs, grace_period=grace_period, reduction_factor=reduction_factor
+            num_samples=num_samples,
+            max_epochs=max_epochs,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+            time_budget_s=time_budget_s,
         )
         budget.validate("flags")
         return cls(
@@ -182,7 +191,16 @@ class SweepSettings:
             data_origin=data_origin,
             warm_start=warm_start,
             warm_start_top=warm_start_top,
+            time_budget_s=None if budget.time_budget_s is None else float(budget.time_budget_s),
         )
+
+
+def check_time_budget(value: Any) -> None:
+    """Refuse a time budget that is no positive, finite number of seconds (as ``--time-budget`` would)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise UserError(f"--time-budget must be a positive number of seconds (or 90s, 15m, 1.5h), got {value!r}")
 
 
 def _check_int(flag: str, value: Any, low: int) -> None:
