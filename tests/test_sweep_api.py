@@ -6,6 +6,7 @@ need no Ray.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -320,6 +321,9 @@ def test_the_time_budget_ends_a_sweep_whose_trials_would_run_on_and_resume_runs_
     assert f"the time budget (10 s) ended the sweep after {len(first.trials)} of 6 trials" in out
     assert "--name timed" in out and "--resume" in out
     epochs_before = dict(zip(first.trials["trial_id"], first.trials["epochs_run"], strict=True))
+    # Had no trial reported in time, there is nothing to export: not a success.
+    assert search.report(dataclasses.replace(first, export=None)) == 130
+    assert "the time budget (10 s) ended sweep timed before any trial reported a finite val_mae" in capsys.readouterr().err
 
     # Read back later, the sweep is still one the budget ended, not an interrupted one.
     assert SweepResult.load("timed", tmp_path).out_of_time == first.out_of_time

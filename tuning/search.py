@@ -53,12 +53,13 @@ log = logging.getLogger("tuning.search")
 
 
 EXIT_STATUSES = f"""exit status:
-  0    every trial finished
+  0    every trial finished, or the time budget ended the sweep after some had reported
   {cli.EXIT_TRIALS_FAILED}    trials errored: each is named on stderr with its error; the best config and the
        results come from the trials that finished (--resume retries the errored ones
        from their last checkpoint once the cause is fixed)
   {cli.EXIT_USER_ERROR}    bad input or a full disk, in one line on stderr
-  {cli.EXIT_INTERRUPTED}  interrupted (Ctrl-C); the command to resume is printed"""
+  {cli.EXIT_INTERRUPTED}  interrupted (Ctrl-C), or the time budget ran out before any trial reported; the
+       command to resume is printed"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -679,6 +680,13 @@ def report(result: SweepResult) -> int:
     full = next((m for m in map(_full_disk_in, errored["error"], errored["logdir"]) if m), None)
     if full is not None:  # trials failed on a full disk: the sweep as a whole did
         raise _disk_full(full, result.experiment)
+    if result.out_of_time is not None and result.export is None and errored.empty:
+        print(
+            f"the time budget ({format_duration(result.out_of_time['time_budget_s'])}) ended sweep {result.name} before "
+            f"any trial reported a finite {METRIC}; give it more time:\n  {_resume_command(result.experiment)} --time-budget T",
+            file=sys.stderr,
+        )
+        return cli.EXIT_INTERRUPTED
     if result.export is not None:
         print(result.summary())
         if result.out_of_time is not None:
