@@ -174,8 +174,9 @@ def _sweep_data(exp: Experiment) -> PreparedData | None:
     from tuning.sweep_data import prepare
     from tuning.sweep_settings import SweepSettings
 
+    settings = SweepSettings.load(exp)  # no sweep, or a damaged sweep.json: the error, not a warning
     try:
-        return prepare(SweepSettings.load(exp))
+        return prepare(settings)
     except UserError as e:
         log.warning("no final model (the best trials' average) without the sweep's data: %s", e)
         return None

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import pickletools
 import re
@@ -234,6 +235,7 @@ def build_tuner(
     from tuning.asha import PersistentASHA
     from tuning.reporter import SweepReporter
     from tuning.searcher import build_searcher
+    from tuning.time_budget import TimeBudget
     from tuning.trainable import make_trainable
 
     trainable = tune.with_resources(
@@ -271,7 +273,6 @@ def build_tuner(
             max_concurrent_trials=max_concurrent,
             # ~0.2 s per trial instead of ~1.4 s for a new actor; the trainable keeps no state between trials.
             reuse_actors=True,
-            time_budget_s=settings.time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=exp.name,
@@ -281,6 +282,8 @@ def build_tuner(
                 num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
             ),
             failure_config=tune.FailureConfig(max_failures=1),
+            # Read from sweep.json at each run's start, so a resume may give a new one.
+            stop=TimeBudget(exp),
             callbacks=_fault_injection(),
             progress_reporter=SweepReporter(exp.path, parameter_columns=list(space.parameters)),
             verbose=1,
@@ -450,7 +453,7 @@ def resume_sweep(
         _start_ray(address, settings, exp, held)
         if grow or retimed:
             settings.save(exp)
-        return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
+        return _fit(exp, settings, space, prepared, restore=restore, warm=warm)
 
 
 def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str]) -> Experiment:
@@ -559,7 +562,7 @@ def _start_ray(address: str | None, settings: SweepSettings, exp: Experiment, he
 
 def _fit(
     exp: Experiment, settings: SweepSettings, space: SearchSpace, data: PreparedData, *, restore: bool,
-    warm: WarmStart | None = None, extend: bool = False,
+    warm: WarmStart | None = None,
 ) -> SweepResult:  # fmt: skip
     """Run the Tuner to the end (or an interruption) and read the result back."""
     # Ray's new console output prints a box per trial result; the classic
@@ -573,15 +576,14 @@ def _fit(
     # epoch that is the design here, not a problem a user can act on (0 turns the warning off).
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = build_tuner(settings, space, exp, data, restore=restore, warm=warm)
-    if extend and restore:
+    if restore:
+        from tuning.analysis import load_sweep
         from tuning.searcher import extend as extend_tuner
 
-        extend_tuner(tuner, settings.num_samples)
-    if restore:
-        # Tune pickled the budget with the tuner; a resumed run has the sweep's (maybe new) one, whole.
-        restored_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
-        if restored_config is not None:
-            restored_config.time_budget_s = settings.time_budget_s
+        before = load_sweep(exp.path)
+        ended = before[before["finished"]] if len(before) else before
+        done = {t: (float(v) if math.isfinite(v) else None) for t, v in zip(ended["trial_id"], ended["last_val_mae"])}
+        extend_tuner(tuner, settings.num_samples, done)
     storage.delete_file(exp.file(TIME_BUDGET_FILE))  # this run decides anew whether the budget ends it
     limit = "" if settings.time_budget_s is None else f", at most {format_duration(settings.time_budget_s)}"
     print(

@@ -15,6 +15,7 @@ Two things Tune does not offer directly, kept in this one Ray adapter:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -73,31 +74,51 @@ def build_searcher(
 
 
 class MoreTrials(SearchGenerator):
-    """A search generator whose restored trial count is raised to ``num_samples``."""
+    """A restored search generator that goes on until ``num_samples`` trials exist.
 
-    def __init__(self, searcher: Searcher, num_samples: int) -> None:
+    Its count is raised to ``num_samples`` (a sweep that grows), and it is no longer
+    finished while fewer trials than that were created: a stop ends a generator for
+    good (Ctrl-C, the time budget's stopper), and a resumed sweep must run the rest.
+    """
+
+    def __init__(self, searcher: Searcher, num_samples: int, done: Mapping[str, float | None] | None = None) -> None:
         super().__init__(searcher)
         self.num_samples = num_samples
+        self.done = dict(done or {})
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        if self._total_samples < self.num_samples:
-            self._total_samples = self.num_samples
-            # A finished sweep's generator may have marked itself finished (Ctrl-C, a stopper).
+        self._total_samples = max(self._total_samples, self.num_samples)
+        if self._counter < self._total_samples:
             self._finished = False
 
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        # Tune ends the running trials of a stopped experiment (Ctrl-C, the time budget)
+        # without telling the searcher: its concurrency limiter would count them as running
+        # for ever and never suggest again. Each is told now, with its last validation MAE.
+        live: set[str] = getattr(self.searcher, "live_trials", set())
+        for trial_id in sorted(live & self.done.keys()):
+            value = self.done[trial_id]
+            self.searcher.on_trial_complete(trial_id, result=None if value is None else {METRIC: value})
 
-def extend(tuner: Any, num_samples: int) -> None:
-    """Let a restored Tuner run until ``num_samples`` trials exist (the first ones are not re-run)."""
+
+def extend(tuner: Any, num_samples: int, done: Mapping[str, float | None] | None = None) -> None:
+    """Let a restored Tuner run until ``num_samples`` trials exist (the first ones are not re-run).
+
+    Every resume goes through here, also one that does not grow the sweep: the stop
+    that ended the last run may have marked the search finished. ``done``: the trials
+    that ended so far, each with its last validation MAE (None: none reported).
+    """
     tune_config: Any = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
     searcher = getattr(tune_config, "search_alg", None)
     if not isinstance(searcher, Searcher):
         raise UserError(
-            "this Ray version restores tuners in a way tuning.searcher.extend does not know; "
-            "start a new sweep with --warm-start NAME instead of raising --num-samples"
+            "this Ray version restores tuners in a way tuning.searcher.extend does not know, so the sweep cannot "
+            "resume; start a new sweep with --warm-start NAME, which knows its trials"
         )
     if tune_config.max_concurrent_trials:
         # Tune wraps a Searcher in this itself, but not a SearchGenerator; its saved state is restored into it.
         searcher = ConcurrencyLimiter(searcher, max_concurrent=tune_config.max_concurrent_trials)
         tune_config.max_concurrent_trials = None
-    tune_config.search_alg = MoreTrials(searcher, num_samples)
+    tune_config.search_alg = MoreTrials(searcher, num_samples, done)
