@@ -39,17 +39,22 @@ TRIAL_ERROR_ENV = "TUNING_FAULT_TRIAL_ERROR"
 EPOCH_SECONDS_ENV = "TUNING_FAULT_EPOCH_SECONDS"
 
 
-def slow_epoch() -> None:
+def slow_epoch(sampled: dict[str, Any]) -> None:
     """Pause a trial after each report for ``TUNING_FAULT_EPOCH_SECONDS`` (the kill tests' slow trials).
 
     The kill point needs a snapshot that shows a finished trial beside a running one
     with a checkpoint, and the same again once Tune's uploads are through. Tiny trials
     on a fast machine can finish between those looks, so the kill tests make every
-    epoch last this long: a slower trial, not a wait for anything.
+    epoch last this long: a slower trial, not a wait for anything. The defaults' trial
+    (the first) takes twice as long, so that it is still running when the trial started
+    beside it finishes: in lockstep the two ended within a snapshot of each other.
     """
+    from tuning.config import DEFAULTS
+
     seconds = float(os.environ.get(EPOCH_SECONDS_ENV) or 0)
     if seconds > 0:
-        time.sleep(seconds)
+        defaults = all(getattr(DEFAULTS, k) == v for k, v in sampled.items())
+        time.sleep(seconds * (2 if defaults else 1))
 
 
 class InjectedTrialError(RuntimeError):

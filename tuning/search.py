@@ -282,8 +282,8 @@ def build_tuner(
                 num_to_keep=2, checkpoint_score_attribute=METRIC, checkpoint_score_order=MODE
             ),
             failure_config=tune.FailureConfig(max_failures=1),
-            # Read from sweep.json at each run's start, so a resume may give a new one.
-            stop=TimeBudget(exp),
+            # A restored one reads sweep.json at its run's start, so a resume may give a new budget.
+            stop=TimeBudget(exp, settings.time_budget_s),
             callbacks=_fault_injection(),
             progress_reporter=SweepReporter(exp.path, parameter_columns=list(space.parameters)),
             verbose=1,

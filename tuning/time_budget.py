@@ -3,8 +3,8 @@
 Tune's own ``time_budget_s`` pickles its clock with the experiment, so a sweep it
 stopped is out of time for good: ``--resume`` would stop at once, and a new
 ``--time-budget`` could not reach it. This stopper starts its clock at the first
-step of every run, restored or new, and reads the budget from ``sweep/sweep.json``
-then, so a resume with ``--time-budget`` applies the new one.
+step of every run, restored or new; a restored one reads the budget from
+``sweep/sweep.json`` then, so a resume with ``--time-budget`` applies the new one.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ log = logging.getLogger("tuning.search")
 class TimeBudget(Stopper):
     """Stops every trial, and the search, once this run of the sweep has used its time budget."""
 
-    def __init__(self, exp: Experiment) -> None:
+    def __init__(self, exp: Experiment, seconds: float | None) -> None:
         self.exp = exp
-        self._seconds: float | None = None
+        self._seconds = seconds
         self._deadline: float | None = None
+        self._reload = False
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
@@ -34,9 +35,11 @@ class TimeBudget(Stopper):
     def stop_all(self) -> bool:
         now = time.monotonic()
         if self._deadline is None:
-            from tuning.sweep_settings import SweepSettings
+            if self._reload:
+                from tuning.sweep_settings import SweepSettings
 
-            self._seconds = SweepSettings.load(self.exp).time_budget_s
+                self._seconds = SweepSettings.load(self.exp).time_budget_s
+                self._reload = False
             self._deadline = now + self._seconds if self._seconds is not None else float("inf")
         if now < self._deadline:
             return False
@@ -46,6 +49,8 @@ class TimeBudget(Stopper):
         return True
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Unpickled for a resumed run: its clock starts again at its first step.
+        # Unpickled for a resumed run: its clock starts again at its first step, with
+        # the budget the sweep has now.
         self.__dict__.update(state)
         self._deadline = None
+        self._reload = True

@@ -157,7 +157,7 @@ def train_trial(config: dict[str, Any], data: PreparedData, settings: SweepSetti
         if os.environ.get("TUNING_FAULT_EPOCH_SECONDS"):  # the kill tests' slow trials (tuning.faults)
             from tuning.faults import slow_epoch
 
-            slow_epoch()
+            slow_epoch(config)
     # Free what a reused actor would otherwise keep until the next trial.
     del run
     if torch.cuda.is_available():
