@@ -58,6 +58,7 @@ from tuning.metrics import METRIC  # noqa: E402
 from tuning.model import build_model  # noqa: E402
 from tuning.optuna_study import distribution  # noqa: E402
 from tuning.ray_runtime import RayRuntime  # noqa: E402
+from tuning.searcher import startup_trials  # noqa: E402
 from tuning.sources import load_series, synthetic_traffic  # noqa: E402
 from tuning.spaces import SearchSpace, find_space, load_space  # noqa: E402
 from tuning.sweep_settings import SweepSettings  # noqa: E402
@@ -356,7 +357,11 @@ def run_optuna(s: Setup) -> Run:
         t0 = time.perf_counter()
         study = optuna.create_study(
             direction="minimize",
-            sampler=optuna.samplers.TPESampler(seed=s.seed, multivariate=True),
+            # The sweep's own sampler settings (tuning.searcher): as many random trials before
+            # TPE models the results; constant_liar only matters with trials in parallel.
+            sampler=optuna.samplers.TPESampler(
+                seed=s.seed, multivariate=True, n_startup_trials=startup_trials(s.trials), constant_liar=True
+            ),
             pruner=optuna.pruners.HyperbandPruner(
                 min_resource=budget.grace_period, max_resource=s.epochs, reduction_factor=budget.reduction_factor
             ),
