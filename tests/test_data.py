@@ -261,3 +261,32 @@ def test_too_short_test_data_names_the_test_data() -> None:
         prepare_data(rng.normal(60, 8, (300, 2)), LS, LT, test_data=rng.normal(60, 8, (12, 2)))
     message = str(err.value)
     assert "test data" in message and "12 time steps" in message
+
+
+# --- a test part on a kind of day training never had ----------------------------------------
+
+
+def _days_from(start: str, days: int) -> TrafficSeries:
+    stamps = pd.date_range(start, periods=days * 288, freq="5min")
+    values = (60 + 5 * np.sin(np.arange(len(stamps)) / 50.0))[:, None].astype(np.float32)
+    return TrafficSeries(values, stamps, ("S0",), f"{days} days from {start}")
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "warned"),
+    [
+        ("2024-01-01", 7, "Saturday and Sunday"),  # a Monday: the test part is the weekend
+        ("2012-03-01", 7, None),  # a Thursday (METR-LA's first day): training had both kinds of day
+        ("2024-01-01", 14, None),  # two weeks: training had a weekend
+    ],
+)
+def test_a_test_part_on_a_kind_of_day_training_never_had_is_said(
+    start: str, days: int, warned: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="tuning.data"):
+        prepare_data(_days_from(start, days), 10, 5)
+    lines = [r.getMessage() for r in caplog.records if "a kind of day the training part" in r.getMessage()]
+    if warned is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and f"falls on {warned}, a kind of day" in lines[0]

@@ -331,6 +331,33 @@ def weekdays_seen(dow: torch.Tensor) -> int:
     return int(torch.unique(dow).numel())
 
 
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def unseen_kind_of_day(train_dow: torch.Tensor, test_dow: torch.Tensor) -> list[str]:
+    """The test part's days of a kind the training part never had (weekend vs working day), by name.
+
+    Traffic on a Sunday is not a Monday's: a model trained on working days alone forecasts
+    rush hours that never come. A week of data split 70/10/20 from a Monday puts the test
+    part on the weekend.
+    """
+    train, test = set(torch.unique(train_dow).tolist()), set(torch.unique(test_dow).tolist())
+    weekend = {5, 6}
+    kinds = [weekend, set(range(5))]
+    missing = [kind & test for kind in kinds if not kind & train]
+    return [_DAY_NAMES[d] for d in sorted(set().union(*missing))]
+
+
+def _warn_unseen_kind_of_day(name: str, train_dow: torch.Tensor, test_dow: torch.Tensor) -> None:
+    days = unseen_kind_of_day(train_dow, test_dow)
+    if days:
+        log.warning(
+            "%s: the test part (last 20 %%) falls on %s, a kind of day the training part (first 70 %%) never had; "
+            "its test scores measure days the model never learned (give two weeks or more of data)",
+            name, " and ".join(days),
+        )  # fmt: skip
+
+
 def calendar_indices(timestamps: pd.DatetimeIndex | None, num_steps: int, slots: int) -> tuple[np.ndarray, np.ndarray]:
     """Time-of-day slot (0 .. slots-1) and day of week (0 .. 6) of every step; zeros when unknown."""
     if timestamps is None or slots == 0:
@@ -505,6 +532,8 @@ def prepare_data(
         raise DataError("test data has no timestamps but the training data has; give both timestamps or neither")
     tensors = _tensors(series, scaler, slots)
     days = weekdays_seen(tensors.dow[:train_end]) if slots else 0
+    if slots and test_series is None:
+        _warn_unseen_kind_of_day(series.name, tensors.dow[:train_end], tensors.dow[val_end:])
     train = WindowSet(tensors, max(0, len_source), counts[0], len_source, len_target)
     val = WindowSet(tensors, max(train_end, len_source), counts[1], len_source, len_target)
     if test_series is None:
