@@ -421,7 +421,10 @@ def test_an_errored_trial_is_named_and_its_metrics_stay_out_of_the_export(tiny_c
 
 def test_help_gives_the_exit_statuses() -> None:
     text = search.build_parser().format_help()
-    assert "exit status:\n  0    every trial finished\n  1    trials errored: each is named on stderr" in text
+    assert (
+        "exit status:\n  0    every trial finished, or the time budget ended the sweep after some had reported\n  1    trials errored: each is named on stderr"
+        in text
+    )
     assert "  2    bad input or a full disk" in text and "  130  interrupted" in text
 
 

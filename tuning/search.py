@@ -453,7 +453,7 @@ def resume_sweep(
         _start_ray(address, settings, exp, held)
         if grow or retimed:
             settings.save(exp)
-        return _fit(exp, settings, space, prepared, restore=restore, warm=warm)
+        return _fit(exp, settings, space, prepared, restore=restore, warm=warm, extend=grow)
 
 
 def _earlier_sweep(warm_start: str, storage_path: str | os.PathLike[str]) -> Experiment:
@@ -562,7 +562,7 @@ def _start_ray(address: str | None, settings: SweepSettings, exp: Experiment, he
 
 def _fit(
     exp: Experiment, settings: SweepSettings, space: SearchSpace, data: PreparedData, *, restore: bool,
-    warm: WarmStart | None = None,
+    warm: WarmStart | None = None, extend: bool = False,
 ) -> SweepResult:  # fmt: skip
     """Run the Tuner to the end (or an interruption) and read the result back."""
     # Ray's new console output prints a box per trial result; the classic
@@ -576,7 +576,9 @@ def _fit(
     # epoch that is the design here, not a problem a user can act on (0 turns the warning off).
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     tuner = build_tuner(settings, space, exp, data, restore=restore, warm=warm)
-    if restore:
+    # A sweep the time budget ended has a finished search whose stopped trials the searcher
+    # was never told of: like one that grows, it needs its search opened again.
+    if restore and (extend or exp.exists(TIME_BUDGET_FILE)):
         from tuning.analysis import load_sweep
         from tuning.searcher import extend as extend_tuner
 
