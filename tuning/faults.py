@@ -49,12 +49,16 @@ def slow_epoch(sampled: dict[str, Any]) -> None:
     (the first) takes twice as long, so that it is still running when the trial started
     beside it finishes: in lockstep the two ended within a snapshot of each other.
     """
-    from tuning.config import DEFAULTS
-
     seconds = float(os.environ.get(EPOCH_SECONDS_ENV) or 0)
     if seconds > 0:
-        defaults = all(getattr(DEFAULTS, k) == v for k, v in sampled.items())
-        time.sleep(seconds * (2 if defaults else 1))
+        time.sleep(seconds * (2 if _is_defaults(sampled) else 1))
+
+
+def _is_defaults(sampled: dict[str, Any]) -> bool:
+    """Whether a trial's sampled values are the documented defaults (the sweep's first trial)."""
+    from tuning.config import DEFAULTS
+
+    return all(getattr(DEFAULTS, k) == v for k, v in sampled.items())
 
 
 class InjectedTrialError(RuntimeError):
@@ -67,13 +71,7 @@ def fail_trial(sampled: dict[str, Any], epoch: int) -> None:
     The documented defaults' trial fails once it has reported an epoch, so it has
     metrics, and its retry from that checkpoint fails at once.
     """
-    from tuning.config import DEFAULTS
-
-    if (
-        os.environ.get(TRIAL_ERROR_ENV) == "defaults"
-        and epoch >= 1
-        and all(getattr(DEFAULTS, k) == v for k, v in sampled.items())
-    ):
+    if os.environ.get(TRIAL_ERROR_ENV) == "defaults" and epoch >= 1 and _is_defaults(sampled):
         raise InjectedTrialError(f"injected fault: the defaults' trial fails after epoch {epoch} ({TRIAL_ERROR_ENV}=defaults)")
 
 

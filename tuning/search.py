@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -600,9 +601,9 @@ def _fit(
         raise
     result = SweepResult.read(exp, settings, None)
     if not result.complete and _ended_by_time_budget(result, settings, time.monotonic() - started):
-        trials = len(result.trials)
-        storage.write_text(exp.file(TIME_BUDGET_FILE), json.dumps({"time_budget_s": settings.time_budget_s, "trials": trials}))
-        result = SweepResult.read(exp, settings, None)
+        marker = {"time_budget_s": settings.time_budget_s, "trials": len(result.trials)}
+        storage.write_text(exp.file(TIME_BUDGET_FILE), json.dumps(marker))
+        result = dataclasses.replace(result, complete=True, out_of_time=marker)  # as SweepResult.read would find it
     if not result.complete:
         return result
     from tuning.analysis import usable
