@@ -39,8 +39,9 @@ def child_env(marker: str, tmpdir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def marked_processes(marker: str) -> list[str]:
-    """Live (not zombie) processes whose environment carries ``TUNING_TEST_MARKER=marker``."""
+def marked_processes(marker: str, width: int = 120) -> list[str]:
+    """Live (not zombie) processes whose environment carries ``TUNING_TEST_MARKER=marker``:
+    pid and the first ``width`` characters of the command line."""
     needle = f"TUNING_TEST_MARKER={marker}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -50,7 +51,7 @@ def marked_processes(marker: str) -> list[str]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
             if state != "Z" and needle in (entry / "environ").read_bytes().split(b"\0"):
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                found.append(f"{entry.name} {command[:120]}")
+                found.append(f"{entry.name} {command[:width]}")
         except (OSError, IndexError):
             continue
     return found

@@ -50,6 +50,7 @@ CONNECT_TIMEOUT_S = float(os.environ.get("TUNING_RAY_CONNECT_TIMEOUT_S", "10"))
 """How long an ``--address`` may take to accept a connection."""
 START_TIMEOUT_S = float(os.environ.get("TUNING_RAY_START_TIMEOUT_S", "180"))
 """How long a private local instance may take to start (a busy 2-core machine needs ~20 s)."""
+_REGISTER_TIMEOUT_S = 30.0  # what Ray gives its raylet to register (ray._private.node)
 _STOP_GRACE_S = 3.0
 _LOCAL = ("", "local")
 _RAY_INIT: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
@@ -314,9 +315,30 @@ def _start_node() -> Any:
     # compete with them for the CPUs.
     system_config["prestart_worker_first_driver"] = False
     params = RayParams(include_dashboard=False, no_monitor=True, num_cpus=_usable_cpus(), _system_config=system_config)
+
+    class QuickNode(Node):
+        """Ray's node, started ~1.5 s sooner (measured on 2 cores: ready after 2.1-2.3 s instead of 4.0)."""
+
+        def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
+            """No API server. Without the dashboard it loads only the usage-statistics module,
+            and usage statistics are off; yet Ray waits for it to come up before it starts the
+            raylet (~1 s)."""
+
+        def start_ray_processes(self) -> None:
+            """Then wait for the raylet to register, asking every 20 ms: Ray's own check after
+            this asks once a second, and the raylet's registration lands between two asks."""
+            super().start_ray_processes()
+            deadline = time.monotonic() + _REGISTER_TIMEOUT_S
+            client = self.get_gcs_client()
+            while time.monotonic() < deadline:
+                if any(node_id.hex() == self._node_id for node_id in client.get_all_node_info(timeout=5)):
+                    return
+                time.sleep(0.02)
+            # Not registered: Ray's own check that follows says so.
+
     # ray_init_cluster: the instance is not advertised in ray_current_cluster.
     # spawn_reaper: on Linux no reaper process, but Ray's processes die with their parent.
-    return Node(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+    return QuickNode(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
 
 
 def _usable_cpus() -> int | None:
