@@ -285,16 +285,17 @@ def _reap() -> None:
             pass
 
 
-def _start_node() -> Any:
+def _start_node(quick: bool = True) -> Any:
     """Start this machine's Ray processes as ``ray.init(address="local")`` would, without joining as a driver.
 
     The keeper is no driver: no job of its own whose prestarted workers would sit idle
     (Ray prestarts a worker per CPU for the first driver to connect: now the sweep, whose
     trials use them), no core worker, no log and error listeners. No autoscaler monitor
-    either (nothing to scale on one machine) and no dashboard: two fewer Python processes
-    importing Ray while the sweep waits. Ray 2.60's internals, as ``ray.init`` and ``ray
-    start`` use them (``ray._private.node.Node``); every sweep without ``--address`` runs
-    through here, and tests/test_ray_runtime.py kills one with ``kill -9``.
+    either (nothing to scale on one machine), no dashboard and no API server: three fewer
+    Python processes importing Ray while the sweep waits. Ray 2.60's internals, as ``ray.init``
+    and ``ray start`` use them (``ray._private.node.Node``); every sweep without ``--address``
+    runs through here, and tests/test_ray_runtime.py kills one with ``kill -9``. ``quick=False``
+    starts Ray's own ``Node`` instead, for ``benchmarks/bench_ray_start.py``'s comparison.
     """
     from ray._common.usage import usage_lib
     from ray._private.authentication.authentication_token_setup import (
@@ -317,7 +318,7 @@ def _start_node() -> Any:
     params = RayParams(include_dashboard=False, no_monitor=True, num_cpus=_usable_cpus(), _system_config=system_config)
 
     class QuickNode(Node):
-        """Ray's node, started ~1.5 s sooner (measured on 2 cores: ready after 2.1-2.3 s instead of 4.0)."""
+        """Ray's node, ready ~1.5 s sooner on 2 cores (``benchmarks/bench_ray_start.py``)."""
 
         def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
             """No API server. Without the dashboard it loads only the usage-statistics module,
@@ -338,7 +339,7 @@ def _start_node() -> Any:
 
     # ray_init_cluster: the instance is not advertised in ray_current_cluster.
     # spawn_reaper: on Linux no reaper process, but Ray's processes die with their parent.
-    return QuickNode(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+    return (QuickNode if quick else Node)(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
 
 
 def _usable_cpus() -> int | None:
