@@ -328,12 +328,17 @@ def _start_node(quick: bool = True) -> Any:
         def start_ray_processes(self) -> None:
             """Then wait for the raylet to register, asking every 20 ms: Ray's own check after
             this asks once a second, and the raylet's registration lands between two asks."""
+            from ray.exceptions import RpcError
+
             super().start_ray_processes()
             deadline = time.monotonic() + _REGISTER_TIMEOUT_S
             client = self.get_gcs_client()
             while time.monotonic() < deadline:
-                if any(node_id.hex() == self._node_id for node_id in client.get_all_node_info(timeout=5)):
-                    return
+                try:
+                    if any(node_id.hex() == self._node_id for node_id in client.get_all_node_info(timeout=5)):
+                        return
+                except (RpcError, TimeoutError):  # a GCS slow to answer on a busy machine: ask again
+                    pass
                 time.sleep(0.02)
             # Not registered: Ray's own check that follows says so.
 
