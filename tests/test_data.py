@@ -235,17 +235,36 @@ def test_shortest_series_is_min_steps(len_source: int, len_target: int) -> None:
     assert f"len_source={len_source}" in message and f"len_target={len_target}" in message
 
 
-def test_sensor_without_training_readings_is_rejected() -> None:
+def test_a_sensor_without_training_readings_is_kept_but_neither_trained_nor_scored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A dead detector of real roads: it must not stop the other sensors' run, and the
+    # readings it has after the training part must not be scored (no model learned it).
     values = np.random.default_rng(7).normal(60, 8, (300, 3))
     values[: split_bounds(300)[0], 2] = np.nan  # readings only in val/test
-    with pytest.raises(DataError, match=r"sensors \['S002'\] have no readings in the training part"):
-        prepare_data(values, LS, LT)
+    with caplog.at_level("WARNING", logger="tuning.data"):
+        data = prepare_data(values, LS, LT)
+    assert "sensors ['S002'] have no reading in the training part" in caplog.text and "forecast as NaN" in caplog.text
+    assert data.num_sensors == 3 and data.untrained_sensors == ("S002",)
+    assert data.model_record()["untrained_sensors"] == ["S002"]
+    for part in (data.train, data.val, data.test):
+        batch = part[torch.arange(len(part))]
+        dead = batch.sensor == 2
+        assert dead.any() and not batch.mask[dead].any()  # never a target
+        assert batch.mask[~dead].all()
+    assert np.isfinite(values[split_bounds(300)[0] :, 2]).all()  # the caller's array is left as it was
 
 
-def test_sensor_without_any_reading_is_rejected() -> None:
+def test_a_sensor_without_any_reading_is_kept_and_no_reading_at_all_is_rejected() -> None:
     values = np.random.default_rng(8).normal(60, 8, (300, 2))
     values[:, 0] = np.nan
-    with pytest.raises(DataError, match=r"S000.*no readings at all"):
+    assert prepare_data(values, LS, LT).untrained_sensors == ("S000",)
+    values[:, 1] = np.nan
+    with pytest.raises(DataError, match="no sensor has a single reading"):
+        prepare_data(values, LS, LT)
+    values = np.random.default_rng(8).normal(60, 8, (300, 2))
+    values[: split_bounds(300)[0]] = np.nan
+    with pytest.raises(DataError, match=r"no sensor has a reading in the training part \(the first 210 steps\)"):
         prepare_data(values, LS, LT)
 
 

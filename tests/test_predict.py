@@ -179,13 +179,38 @@ def test_only_the_tail_is_needed(model_dir: Path, series: TrafficSeries) -> None
         (lambda f: f.tail(LS - 1), "has 9 time steps but the model in .* reads the last 10"),
         (lambda f: f.iloc[::2], "has steps of 10min but the model in .* was trained on steps of 5min"),
         (lambda f: f.to_numpy(), "has no timestamps but the model in .* was trained on timestamped steps of 5min"),
-        (lambda f: f.assign(S001=np.nan), r"sensors \['S001'\] have no reading at all"),
+        (lambda f: f.assign(S000=np.nan, S001=np.nan, S002=np.nan), "no sensor has a reading"),
     ],
-    ids=["renamed", "fewer", "reordered", "too-short", "other-step", "no-timestamps", "sensor-unseen"],
+    ids=["renamed", "fewer", "reordered", "too-short", "other-step", "no-timestamps", "no-reading"],
 )
 def test_unfit_data_is_refused(model_dir: Path, series: TrafficSeries, change: Any, expected: str) -> None:
     with pytest.raises(DataError, match=expected):
         load_model(model_dir).predict(change(_frame(series).iloc[:300]))
+
+
+def test_a_sensor_without_any_reading_gets_nan_forecasts_and_the_others_do_not(
+    model_dir: Path, series: TrafficSeries, caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = _frame(series).iloc[:300]
+    with caplog.at_level("WARNING", logger="tuning.forecast"):
+        got = load_model(model_dir).predict(frame.assign(S001=np.nan))
+    assert "sensors ['S001'] have no reading at all: forecast as NaN" in caplog.text
+    dead = got["sensor"] == "S001"
+    assert got.loc[dead, "forecast"].isna().all() and len(got[dead]) == LT
+    expected = load_model(model_dir).predict(frame).loc[~dead.to_numpy()]
+    pd.testing.assert_frame_equal(got[~dead], expected)  # the other sensors' forecasts are unchanged
+
+
+def test_a_sensor_the_model_never_learned_is_forecast_as_nan(series: TrafficSeries, tmp_path: Path) -> None:
+    values = series.values[:500].copy()
+    values[:400, 1] = np.nan  # a dead detector through the training part, back at the end
+    data = prepare_data(TrafficSeries(values, series.timestamps[:500], series.sensor_ids, "dead"), LS, LT)
+    train.write_outputs(tmp_path, fit(TrainConfig(hidden_size=8, batch_size=256, max_epochs=1, num_threads=1), data), data)
+    forecaster = load_model(tmp_path)
+    assert forecaster.untrained_sensors == ("S001",)
+    got = forecaster.predict(_frame(series).iloc[:500])
+    assert got.loc[got["sensor"] == "S001", "forecast"].isna().all()
+    assert got.loc[got["sensor"] != "S001", "forecast"].notna().all()
 
 
 def test_a_model_without_timestamps_forecasts_steps(series: TrafficSeries, tmp_path: Path) -> None:

@@ -198,11 +198,12 @@ def test_as_series_inputs() -> None:
         as_series([[1.0]])  # type: ignore[arg-type]
 
 
-def test_check_sensors_names_empty_sensors() -> None:
+def test_check_sensors_rejects_only_a_series_without_any_reading() -> None:
     values = np.array([[1, np.nan, np.nan], [2, np.nan, np.nan]], dtype=np.float32)
-    series = TrafficSeries(values, None, ("a", "b", "c"), "mem")
-    with pytest.raises(DataError, match=r"mem: sensors \['b', 'c'\] have no readings.*--zero-is-missing"):
-        check_sensors(series)
+    check_sensors(TrafficSeries(values, None, ("a", "b", "c"), "mem"))  # dead detectors beside a live one
+    values[:, 0] = np.nan
+    with pytest.raises(DataError, match=r"mem: no sensor has a single reading.*--zero-is-missing"):
+        check_sensors(TrafficSeries(values, None, ("a", "b", "c"), "mem"))
     check_sensors(synthetic_traffic(num_sensors=2, num_days=1))
 
 
@@ -262,8 +263,8 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["time"]}, "'time' is the timestamp column"),
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["a"], "exclude_columns": ["b"]}, "not both"),
         ("data.csv", "time,a\n2024-01-01,1\nsoon,2\n", {}, "timestamp column 'time' holds values that are not dates"),
-        ("data.csv", "a,b\n1,\n2,\n", {}, r"sensors \['b'\] have no readings"),
-        ("data.csv", "a,b\n0,1\n0,2\n", {"zero_is_missing": True}, r"sensors \['a'\].*--zero-is-missing"),
+        ("data.csv", "a,b\n,\n,\n", {}, r"no sensor has a single reading"),
+        ("data.csv", "a,b\n0,0\n0,0\n", {"zero_is_missing": True}, r"no sensor has a single reading.*--zero-is-missing"),
         ("data.csv", "a,a\n1,2\n3,4\n", {}, "duplicate column names"),
         ("data.csv", ",a\n0,1\n1,2\n", {}, "first column has no header"),
         ("data.csv", "a\n1\n2\n", {"freq": "bogus"}, "bad freq 'bogus'"),

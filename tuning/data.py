@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -61,7 +62,8 @@ class Scaler:
 
     @classmethod
     def fit(cls, values: np.ndarray) -> Scaler:
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # a sensor without readings (kept, masked): NaN, replaced below
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(values, axis=0)
             std = np.nanstd(values, axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
@@ -225,6 +227,8 @@ class PreparedData:
     days_of_week: int = 7
     # How many weekdays the training part covers (0 without timestamps).
     weekdays_in_training: int = 7
+    # Sensors without a reading in the training part: masked everywhere, forecast as NaN.
+    untrained_sensors: tuple[str, ...] = ()
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -267,6 +271,7 @@ class PreparedData:
             "scaler_std": torch.tensor(self.scaler.std, dtype=torch.float32),
             "sensor_ids": list(self.sensor_ids),
             "freq": self.freq,
+            "untrained_sensors": list(self.untrained_sensors),
         }
 
 
@@ -432,6 +437,13 @@ def forecast_batch(series: TrafficSeries, scaler: Scaler, slots: int, len_source
     return windows[torch.arange(n_sens)]
 
 
+def _without_readings(series: TrafficSeries, sensors: np.ndarray) -> TrafficSeries:
+    """A copy of ``series`` in which the ``sensors`` (a boolean mask) have no readings."""
+    values = series.values.copy()
+    values[:, sensors] = np.nan
+    return TrafficSeries(values, series.timestamps, series.sensor_ids, series.name)
+
+
 def split_bounds(num_steps: int) -> tuple[int, int]:
     """Ends of the train and validation parts of a chronological 70/10/20 split."""
     train_end = int(round(num_steps * SPLIT_FRACTIONS[0]))
@@ -482,7 +494,7 @@ def prepare_data(
         zero_is_missing: treat exact zeros as missing (METR-LA convention).
 
     Raises:
-        DataError: a sensor without readings, or a series too short for the windows.
+        DataError: no sensor with a reading in the training part, or a series too short for the windows.
     """
     series = as_series(data, zero_is_missing=zero_is_missing)
     check_sensors(series)
@@ -520,11 +532,22 @@ def prepare_data(
             f"the {'/'.join(empty)} split{'s' if len(empty) > 1 else ''} would hold no window; "
             f"use a series of at least {need} steps (70/10/20 split) or shorter windows"
         )
-    train_values = series.values[:train_end]
-    if np.isnan(train_values).all(axis=0).any():
-        ids = [series.sensor_ids[i] for i in np.flatnonzero(np.isnan(train_values).all(axis=0))]
-        raise DataError(f"{series.name}: sensors {ids} have no readings in the training part (first 70 %); drop them")
-    scaler = Scaler.fit(train_values)
+    dead = np.isnan(series.values[:train_end]).all(axis=0)
+    if dead.all():
+        raise DataError(f"{series.name}: no sensor has a reading in the training part (the first {train_end} steps); "
+                        "pass data in which the sensors report")  # fmt: skip
+    untrained = tuple(series.sensor_ids[i] for i in np.flatnonzero(dead))
+    if untrained:
+        shown = list(untrained) if len(untrained) <= 10 else [*untrained[:10], f"... {len(untrained) - 10} more"]
+        log.warning(
+            "%s: sensors %s have no reading in the training part (the first %d steps), as dead detectors do: "
+            "kept, but neither trained on nor scored, and forecast as NaN; give data in which they report, or drop them",
+            series.name, shown, train_end,
+        )  # fmt: skip
+        # A model cannot have learned them: their later readings stay out of every score.
+        series = _without_readings(series, dead)
+        test_series = None if test_series is None else _without_readings(test_series, dead)
+    scaler = Scaler.fit(series.values[:train_end])
     slots = steps_per_day(series.timestamps)
     if slots == 0:
         log.info("%s has no timestamps: no time-of-day/day-of-week inputs (give --freq and --start to add them)", series.name)
@@ -553,5 +576,6 @@ def prepare_data(
         steps_per_day=slots,
         days_of_week=7 if days == 7 else 0,
         weekdays_in_training=days,
+        untrained_sensors=untrained,
         freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

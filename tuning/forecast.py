@@ -61,6 +61,8 @@ class Forecaster:
     picked_sensors: bool = False
     """The sensors were picked from wider data (``--columns``/``--exclude-columns``): pick them from new data too."""
     source: str = "the model"
+    untrained_sensors: tuple[str, ...] = ()
+    """Sensors without a reading in the training part (dead detectors): forecast as NaN."""
 
     @property
     def len_source(self) -> int:
@@ -91,7 +93,8 @@ class Forecaster:
 
         Raises:
             DataError: other sensors, too few steps, another step than the training data's,
-                no timestamps where the model needs them, or a sensor without any reading.
+                no timestamps where the model needs them, or no reading at all. A sensor
+                without any reading, or one the model never learned, gets NaN forecasts.
         """
         series = self._fit(data)
         model_series = series if self.uses_timestamps else TrafficSeries(series.values, None, series.sensor_ids, series.name)
@@ -101,6 +104,10 @@ class Forecaster:
         with torch.no_grad():
             scaled = self.model(batch.x, batch.future, batch.sensor, batch.tod, batch.dow)  # (N, len_target)
             values = self.scaler.inverse(scaled, batch.sensor).cpu().numpy()
+        # No forecast where there is nothing to forecast from: a sensor the model never
+        # learned, or one without any reading in ``data``.
+        blank = np.isnan(series.values).all(axis=0) | np.isin(np.array(series.sensor_ids), self.untrained_sensors)
+        values[blank] = np.nan
         return _long_form(values, series, self.len_target)
 
     def _fit(self, data: pd.DataFrame | np.ndarray | TrafficSeries) -> TrafficSeries:
@@ -132,13 +139,18 @@ class Forecaster:
                 )
         values = series.values
         unseen = [s for s, col in zip(series.sensor_ids, values.T, strict=True) if np.isnan(col).all()]
-        if unseen:
+        if len(unseen) == series.num_sensors:
             raise DataError(
-                f"{series.name}: sensors {unseen[:10]} have no reading at all; a forecast starts from each sensor's "
-                "latest reading, so pass data that reaches back to one"
+                f"{series.name}: no sensor has a reading; a forecast starts from each sensor's latest reading, "
+                "so pass data that reaches back to one"
             )
+        if unseen:
+            log.warning(
+                "%s: sensors %s have no reading at all: forecast as NaN; pass data that reaches back to a reading",
+                series.name, unseen[:10],
+            )  # fmt: skip
         window = values[-self.len_source :]
-        stale = [s for s, col in zip(series.sensor_ids, window.T, strict=True) if np.isnan(col).all()]
+        stale = [s for s, col in zip(series.sensor_ids, window.T, strict=True) if np.isnan(col).all() and s not in unseen]
         if stale:
             log.warning(
                 "%s: sensors %s have no reading in the last %d steps; their forecasts start from an older reading",
@@ -245,6 +257,7 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
         zero_is_missing=bool(options.get("zero_is_missing")),
         picked_sensors=bool(options.get("columns") or options.get("exclude_columns")),
         source=f"the model in {path.parent}",
+        untrained_sensors=tuple(str(s) for s in doc.get("untrained_sensors") or ()),
     )
 
 

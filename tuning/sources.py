@@ -696,22 +696,24 @@ def as_series(
 
 
 def _check_sensors(series: TrafficSeries, label: str) -> None:
-    empty = [sid for sid, col in zip(series.sensor_ids, series.values.T, strict=True) if np.isnan(col).all()]
-    if empty:
-        shown = empty if len(empty) <= 10 else [*empty[:10], f"... {len(empty) - 10} more"]
+    if series.num_sensors and np.isnan(series.values).all():
         raise DataError(
-            f"{label}: sensors {shown} have no readings at all; every sensor needs at least one reading: "
-            "drop them, or turn off --zero-is-missing if it turned their zeros into gaps"
+            f"{label}: no sensor has a single reading; pass data with readings, "
+            "or turn off --zero-is-missing if it turned every zero into a gap"
         )
 
 
 def check_sensors(series: TrafficSeries) -> None:
-    """Reject sensors without a single reading: they cannot be scaled or learned.
+    """Reject a series in which no sensor has a single reading: there is nothing to learn.
+
+    Sensors that never report while others do are real roads' dead detectors: they are
+    kept (the sensor count and order stay the data's) and :func:`tuning.data.prepare_data`
+    says which ones it can neither train nor score.
 
     Args:
         series: The series to check.
 
     Raises:
-        DataError: Naming every all-missing sensor.
+        DataError: When every reading is missing.
     """
     _check_sensors(series, series.name)
