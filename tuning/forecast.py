@@ -96,7 +96,7 @@ class Forecaster:
                 no timestamps where the model needs them, or no reading at all. A sensor
                 without any reading, or one the model never learned, gets NaN forecasts.
         """
-        series = self._fit(data)
+        series, unseen = self._fit(data)
         model_series = series if self.uses_timestamps else TrafficSeries(series.values, None, series.sensor_ids, series.name)
         batch = forecast_batch(model_series, self.scaler, self.shape.steps_per_day, self.len_source, self.len_target)
         device = next(self.model.parameters()).device
@@ -106,12 +106,12 @@ class Forecaster:
             values = self.scaler.inverse(scaled, batch.sensor).cpu().numpy()
         # No forecast where there is nothing to forecast from: a sensor the model never
         # learned, or one without any reading in ``data``.
-        blank = np.isnan(series.values).all(axis=0) | np.isin(np.array(series.sensor_ids), self.untrained_sensors)
-        values[blank] = np.nan
+        values[unseen | np.isin(np.array(series.sensor_ids), self.untrained_sensors)] = np.nan
         return _long_form(values, series, self.len_target)
 
-    def _fit(self, data: pd.DataFrame | np.ndarray | TrafficSeries) -> TrafficSeries:
-        """``data`` as a series with the model's sensors, or a one-line refusal saying what does not fit."""
+    def _fit(self, data: pd.DataFrame | np.ndarray | TrafficSeries) -> tuple[TrafficSeries, np.ndarray]:
+        """``data`` as a series with the model's sensors and which of them have no reading at all
+        (a boolean mask), or a one-line refusal saying what does not fit."""
         name = data.name if isinstance(data, TrafficSeries) else f"the {type(data).__name__}"
         series = as_series(data, zero_is_missing=self.zero_is_missing, name=name)
         if self.picked_sensors and series.sensor_ids != self.sensor_ids and set(self.sensor_ids) <= set(series.sensor_ids):
@@ -138,25 +138,25 @@ class Forecaster:
                     f"resample the data to {self.freq}"
                 )
         values = series.values
-        unseen = [s for s, col in zip(series.sensor_ids, values.T, strict=True) if np.isnan(col).all()]
-        if len(unseen) == series.num_sensors:
+        unseen = np.isnan(values).all(axis=0)
+        if unseen.all():
             raise DataError(
                 f"{series.name}: no sensor has a reading; a forecast starts from each sensor's latest reading, "
                 "so pass data that reaches back to one"
             )
-        if unseen:
+        if unseen.any():
             log.warning(
                 "%s: sensors %s have no reading at all: forecast as NaN; pass data that reaches back to a reading",
-                series.name, unseen[:10],
+                series.name, [series.sensor_ids[i] for i in np.flatnonzero(unseen)[:10]],
             )  # fmt: skip
         window = values[-self.len_source :]
-        stale = [s for s, col in zip(series.sensor_ids, window.T, strict=True) if np.isnan(col).all() and s not in unseen]
+        stale = [series.sensor_ids[i] for i in np.flatnonzero(np.isnan(window).all(axis=0) & ~unseen)]
         if stale:
             log.warning(
                 "%s: sensors %s have no reading in the last %d steps; their forecasts start from an older reading",
                 series.name, stale[:10], self.len_source,
             )  # fmt: skip
-        return series
+        return series, unseen
 
 
 def _long_form(values: np.ndarray, series: TrafficSeries, len_target: int) -> pd.DataFrame:
