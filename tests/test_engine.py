@@ -439,7 +439,7 @@ def test_config_windows_must_match_the_data(tiny_config: TrainConfig, tiny_data:
 
 def test_optimizer_is_adamw_with_the_configs_weight_decay(tiny_config: TrainConfig, tiny_data: PreparedData) -> None:
     run = TrainingRun(tiny_config.replace(weight_decay=0.03, learning_rate=0.002), tiny_data)
-    assert type(run.optimizer) is torch.optim.AdamW
+    assert isinstance(run.optimizer, torch.optim.AdamW)
     group = run.optimizer.param_groups[0]
     assert group["weight_decay"] == 0.03 and group["lr"] == 0.002
     assert sum(p.numel() for g in run.optimizer.param_groups for p in g["params"]) == sum(

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 from tuning import checkpoints
 from tuning.config import RUN_SETTING_FIELDS, TrainConfig
 from tuning.data import Batch, EpochBatchSampler, PreparedData, WindowSet, check_same_sensors
+from tuning.eager import AdamW, use_deterministic_algorithms
 from tuning.errors import ConfigError, UserError
 from tuning.metrics import METRIC, ErrorSums, training_loss
 from tuning.model import build_model
@@ -93,7 +94,7 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     # cuBLAS needs this for deterministic matmuls; harmless elsewhere.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    use_deterministic_algorithms()
     # Deterministic mode also fills every new tensor with NaN to expose reads of
     # uninitialised memory: a debugging aid that cost ~20 % of a CPU training step here.
     torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
@@ -453,7 +454,7 @@ class TrainingRun:
         # CUDA: the fused AdamW takes GradScaler's inf check on the device; the default
         # one would read it on the host every step (a sync per batch).
         fused = True if self.device.type == "cuda" else None
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=fused)
+        self.optimizer = AdamW(self.model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay, fused=fused)
         self.scheduler = (
             torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=c.scheduler_step_size, gamma=c.scheduler_gamma)
             if c.use_scheduler

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Every epoch's report carries these keys (analysis and tests import this list).
 REPORTED_METRICS = (
     "epoch", METRIC, "val_loss", "val_rmse", "val_mape", "train_loss", "learning_rate",
-    "grad_norm", BEST_KEY, "diverged",
+    "grad_norm", BEST_KEY, "diverged", "epoch_time_s",
 )  # fmt: skip
 DIVERGED_LOSS = float("inf")
 """The value a diverged trial reports: the worst possible, so the searcher avoids its region."""
