@@ -104,3 +104,22 @@ def test_determinism_reaches_inductor_once_it_is_loaded() -> None:
         """
     )
     assert out == "True True"
+
+
+def test_step_hooks_run_once_per_step() -> None:
+    # torch wraps each optimizer class's step once more for its hooks (also this subclass's):
+    # the hooks must see every step once, as with torch's AdamW.
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    model = nn.Linear(3, 1)
+    torch.optim.AdamW(model.parameters())  # torch's class wrapped first, as in a process that used it
+    seen: list[str] = []
+    handle = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: seen.append(type(optimizer).__module__))
+    try:
+        optimizer = AdamW(model.parameters())
+        for _ in range(2):
+            model(torch.randn(4, 3)).sum().backward()
+            optimizer.step()
+    finally:
+        handle.remove()
+    assert seen == ["tuning.eager", "tuning.eager"]

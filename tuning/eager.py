@@ -9,9 +9,9 @@ time until the first epoch began (``benchmarks/bench_search.py``'s fixed cost).
 
 This engine never compiles, so :class:`AdamW` calls torch's own undecorated methods
 (``functools.wraps`` keeps them as ``__wrapped__``) and does the one thing the wrappers do
-outside a compiled region: ``step`` runs without autograd. The update itself is torch's, bit
-for bit (``tests/test_eager.py``). Where a torch release drops a wrapper, the plain
-method is used.
+outside a compiled region: ``step`` runs without autograd (unless the optimizer was made
+``differentiable``). The update itself is torch's, bit for bit (``tests/test_eager.py``).
+Where a torch release drops a wrapper, the plain method is used.
 
 ``torch.use_deterministic_algorithms`` imports the compiler too:
 :func:`use_deterministic_algorithms` sets the same flag without it.
@@ -19,6 +19,7 @@ method is used.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,9 @@ import torch
 
 
 def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
-    return getattr(method, "__wrapped__", method)
+    # The whole chain: an optimizer built before this import has wrapped AdamW.step once more
+    # (Optimizer._patch_step_function, the step hooks), and this class gets that wrapper too.
+    return inspect.unwrap(method)
 
 
 _STEP = _undecorated(torch.optim.AdamW.step)
@@ -41,7 +44,8 @@ class AdamW(torch.optim.AdamW):
     """:class:`torch.optim.AdamW` for eager training only (the engine never calls ``torch.compile``)."""
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        with torch.no_grad():
+        # What torch's _use_grad does outside a compiled region: autograd only for a differentiable optimizer.
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
             return _STEP(self, closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
