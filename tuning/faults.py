@@ -1,10 +1,11 @@
 """Fault injection for the resume tests (``TUNING_FAULT_KILL_AFTER_TRIALS=N``) and errored trials.
 
-The search process SIGKILLs itself, as ``kill -9`` would, once Tune's snapshot on
-storage records N finished trials and at least one trial mid-flight with a checkpoint
-Tune has registered: a deterministic point at which some trials are durably done and
-another must continue from its checkpoint. The kill comes between Tune's copies to
-storage, never during one (a torn file is a different fault, tested on its own). With
+The search process SIGKILLs itself, as ``kill -9`` would, once Tune's state records N
+finished trials and at least one trial mid-flight with a checkpoint Tune has registered: a
+deterministic point at which some trials are durably done and another must continue from
+its checkpoint. It first writes that state to storage and waits for the copy, and kills
+only if storage then holds it, so the kill comes between Tune's copies to storage, never
+during one (a torn file is a different fault, tested on its own). With
 ``TUNING_FAULT_SIGNAL=SIGSTOP`` the process stops itself there instead, so that a test
 can look at the live sweep (its lock) and then ``kill -9`` it from outside. A
 module of its own so that Tune can pickle the callback into ``tuner.pkl`` by
@@ -114,21 +115,11 @@ def snapshot(experiment_dir: str) -> dict[str, SnapshotTrial]:
     return out
 
 
-def _wait_for_uploads() -> None:
-    """Wait for Tune's copy of its staging folder to storage, if one is in flight.
+def _controller() -> Any | None:
+    """The running Tune controller, which a callback is not given: found among the live objects."""
+    from ray.tune.execution.tune_controller import TuneController
 
-    The copy runs in a background thread of the experiment's checkpoint manager, which
-    a callback cannot reach (trials hold deep copies of the storage context, with syncers
-    of their own), so it is found among the live objects: slow, hence only at the kill point.
-    """
-    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
-
-    for obj in gc.get_objects():
-        if isinstance(obj, _ExperimentCheckpointManager) and obj._storage is not None:
-            try:
-                obj._storage.syncer.wait()
-            except Exception:  # a failed copy: storage holds the one before
-                pass
+    return next((obj for obj in gc.get_objects() if isinstance(obj, TuneController)), None)
 
 
 class KillAfterTrials(Callback):
@@ -138,15 +129,24 @@ class KillAfterTrials(Callback):
         limit = os.environ.get(FAULT_ENV)
         if not limit or not trials:
             return
+        # Decided on the controller's own state, which holds still while this callback runs:
+        # the snapshot on storage lags it by an upload, and a window of a second or two
+        # (a trial stopped by ASHA while another has one epoch left) could pass between two
+        # uploads unseen, so that the sweep ended without its fault (S3, about one run in five).
+        live = {t.trial_id: SnapshotTrial(t.status, None, 0 if t.checkpoint else None) for t in trials}
+        if not _kill_point(live, int(limit)):
+            return
+        controller = _controller()
+        if controller is None:
+            return
+        # Write this state to storage now and wait for the copy: storage then holds one whole
+        # copy showing the point (never a kill during a copy; a torn file is another fault).
+        controller.checkpoint(force=True, wait=True)
         storage = trials[0].storage
         remote = storage.storage_filesystem.type_name == "s3"  # else a local filesystem (possibly wrapped)
         where = f"s3://{storage.experiment_fs_path}" if remote else storage.experiment_fs_path
         if _kill_point(snapshot(where), int(limit)):
-            # Kill between copies, so that storage holds one whole copy: results no older
-            # than the snapshot. Decide again on what it holds then.
-            _wait_for_uploads()
-            if _kill_point(snapshot(where), int(limit)):
-                os.kill(os.getpid(), signal.SIGSTOP if os.environ.get(FAULT_SIGNAL_ENV) == "SIGSTOP" else signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGSTOP if os.environ.get(FAULT_SIGNAL_ENV) == "SIGSTOP" else signal.SIGKILL)
 
 
 def _kill_point(state: dict[str, SnapshotTrial], finished_trials: int) -> bool:
