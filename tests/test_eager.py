@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from torch import nn
 
@@ -14,18 +15,20 @@ from tests.support import ROOT
 from tuning.eager import AdamW
 
 
-def _train(optimizer_cls: type[torch.optim.Optimizer], steps: int = 6) -> tuple[list[torch.Tensor], list[float], dict]:
+def _train(
+    optimizer_cls: type[torch.optim.Optimizer], fused: bool | None = None, scaled: bool = False, steps: int = 6
+) -> tuple[list[torch.Tensor], list[float], dict]:
     """A few clipped, scheduled steps, then the optimizer saved and loaded into a fresh one, then more steps."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
     x, y = torch.randn(64, 6), torch.randn(64, 3)
 
     def make(params):  # type: ignore[no-untyped-def]
-        optimizer = optimizer_cls(params, lr=3e-3, weight_decay=1e-2)
+        optimizer = optimizer_cls(params, lr=3e-3, weight_decay=1e-2, fused=fused)
         return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
 
     optimizer, scheduler = make(model.parameters())
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler = torch.amp.GradScaler("cpu", enabled=scaled)
     losses = []
     for step in range(steps):
         if step == steps // 2:  # a resume: the state goes through state_dict / load_state_dict
@@ -45,9 +48,14 @@ def _train(optimizer_cls: type[torch.optim.Optimizer], steps: int = 6) -> tuple[
     return [p.detach().clone() for p in model.parameters()], losses, optimizer.state_dict()
 
 
-def test_adamw_updates_exactly_as_torchs() -> None:
-    ours, ours_losses, ours_state = _train(AdamW)
-    theirs, their_losses, their_state = _train(torch.optim.AdamW)
+@pytest.mark.parametrize(
+    ("fused", "scaled"),
+    [(None, False), (True, True)],
+    ids=["default", "fused-with-grad-scaler"],  # the second: the engine's CUDA path (the scaler's inf check inside the step)
+)
+def test_adamw_updates_exactly_as_torchs(fused: bool | None, scaled: bool) -> None:
+    ours, ours_losses, ours_state = _train(AdamW, fused, scaled)
+    theirs, their_losses, their_state = _train(torch.optim.AdamW, fused, scaled)
     assert ours_losses == their_losses
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
     assert ours_state["param_groups"] == their_state["param_groups"]
