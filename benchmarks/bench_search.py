@@ -201,7 +201,8 @@ def _timeline(t0: float, events: list[Event], first: dict[str, float]) -> Any:
                 first["result_at"] = now - t0
                 # The epoch's own time (training and validation), not Tune's time_this_iter_s: a
                 # function trainable's first "iteration" also holds its set-up (model, optimizer).
-                first["epoch_s"] = float(result["epoch_time_s"])
+                # (A diverged epoch reports no epoch time: Tune's figure then, set-up included.)
+                first["epoch_s"] = float(result.get("epoch_time_s", result.get("time_this_iter_s", 0.0)))
             value = result.get(METRIC, math.nan)
             events.append(Event(now - t0, trial.trial_id, int(result["epoch"]), float(value) if value is not None else math.nan))
 
