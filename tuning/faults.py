@@ -122,6 +122,13 @@ def _controller() -> Any | None:
     return next((obj for obj in gc.get_objects() if isinstance(obj, TuneController)), None)
 
 
+def _live(trial: Any) -> SnapshotTrial:
+    """A trial as the controller holds it now, read as :func:`snapshot` reads it from storage."""
+    # run_metadata's result, as the snapshot stores it (Trial.last_result may ask a pending trial's actor)
+    last, latest = trial.run_metadata.last_result, trial.latest_checkpoint_result
+    return SnapshotTrial(trial.status, last.get("epoch"), None if latest is None else latest.metrics.get("epoch"))
+
+
 class KillAfterTrials(Callback):
     """SIGKILL the search process at the point :mod:`tuning.faults` describes."""
 
@@ -133,7 +140,7 @@ class KillAfterTrials(Callback):
         # the snapshot on storage lags it by an upload, and a window of a second or two
         # (a trial stopped by ASHA while another has one epoch left) could pass between two
         # uploads unseen, so that the sweep ended without its fault (S3, about one run in five).
-        live = {t.trial_id: SnapshotTrial(t.status, None, 0 if t.checkpoint else None) for t in trials}
+        live = {t.trial_id: _live(t) for t in trials}
         if not _kill_point(live, int(limit)):
             return
         controller = _controller()
