@@ -129,6 +129,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, ray_cluster: str) -> dic
     latest = synthetic_traffic(num_sensors=4, num_days=1, seed=2, start="2024-01-08")
     write_csv(latest, folder / "latest.csv")
     np.savez(folder / "pems.npz", data=np.stack([series.values, series.values * 0 + 1], axis=-1))
+    # METR-LA's form: a to_hdf frame under "df", integer sensor ids, 0 for failed readings
+    metr = pd.DataFrame(series.values, index=series.timestamps, columns=[773869, 767541, 767542, 717447])
+    metr.iloc[100:112, 1] = 0.0
+    metr.to_hdf(folder / "metr-la.h5", key="df")
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
     return {"folder": folder, "env": env}
 

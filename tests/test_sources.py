@@ -162,6 +162,79 @@ def test_parquet_roundtrip_with_datetime_index(tmp_path: Path) -> None:
         assert list(series.timestamps) == list(index)
 
 
+def _metr_la_like() -> pd.DataFrame:
+    """METR-LA's ``.h5`` in small: 5-minute DatetimeIndex, integer sensor ids, 0 for a failed reading."""
+    index = pd.date_range("2012-03-01", periods=6, freq="5min")
+    values = np.array(
+        [[64.4, 67.6, 0.0], [62.7, 68.6, 0.0], [0.0, 63.8, 55.1], [61.0, 0.0, 54.2], [60.2, 66.1, 53.9], [59.8, 65.0, 52.0]]
+    )
+    return pd.DataFrame(values, index=index, columns=[773869, 767541, 767542])
+
+
+@pytest.mark.parametrize("key", ["df", "speed"])  # METR-LA's key, PEMS-BAY's
+def test_hdf_frame_reads_as_its_csv_does(tmp_path: Path, key: str) -> None:
+    frame = _metr_la_like()
+    frame.to_hdf(tmp_path / "metr-la.h5", key=key)
+    frame.to_csv(tmp_path / "metr-la.csv")
+    for zero_is_missing in (False, True):
+        from_hdf = load_series(tmp_path / "metr-la.h5", zero_is_missing=zero_is_missing)
+        from_csv = load_series(tmp_path / "metr-la.csv", zero_is_missing=zero_is_missing)
+        assert from_hdf.sensor_ids == from_csv.sensor_ids == ("773869", "767541", "767542")
+        np.testing.assert_array_equal(from_hdf.values, from_csv.values)
+        assert list(from_hdf.timestamps) == list(frame.index)
+        assert from_hdf.name == "metr-la.h5"
+    assert np.isnan(load_series(tmp_path / "metr-la.h5", zero_is_missing=True).values[0, 2])
+
+
+def test_hdf_frame_picks_sensors_and_table_format(tmp_path: Path) -> None:
+    frame = _metr_la_like().rename_axis("timestamp").reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    frame.to_hdf(tmp_path / "table.hdf5", key="data", format="table")
+    series = load_series(tmp_path / "table.hdf5", columns=["767542", "773869"])
+    assert series.sensor_ids == ("767542", "773869")
+    np.testing.assert_array_equal(series.values, frame[["767542", "773869"]].to_numpy(dtype=np.float32))
+    assert series.timestamps[0] == pd.Timestamp("2012-03-01")
+
+
+def test_hdf_array_as_h5py_writes_it(tmp_path: Path) -> None:
+    import tables  # a main dependency: pandas reads .h5 with it
+
+    data = np.arange(24, dtype=np.float64).reshape(4, 3, 2)
+    with tables.open_file(tmp_path / "pems.h5", mode="w") as h5:
+        h5.create_array("/", "data", data)
+        h5.create_array("/", "note", np.zeros(1))
+    series = load_series(tmp_path / "pems.h5", freq="5min")
+    np.testing.assert_array_equal(series.values, data[:, :, 0].astype(np.float32))
+    assert series.sensor_ids == ("S000", "S001", "S002")
+    assert series.timestamps[0] == pd.Timestamp("2000-01-01")
+
+
+def test_hdf_errors(tmp_path: Path) -> None:
+    import tables  # a main dependency: pandas reads .h5 with it
+
+    _metr_la_like().to_hdf(tmp_path / "good.h5", key="df")
+    (tmp_path / "cut.h5").write_bytes((tmp_path / "good.h5").read_bytes()[:3000])
+    (tmp_path / "text.h5").write_text("time,a\n2024-01-01,1\n")
+    for key in ("a", "b"):
+        _metr_la_like().to_hdf(tmp_path / "frames.h5", key=key)
+    with tables.open_file(tmp_path / "arrays.h5", mode="w") as h5:
+        h5.create_array("/", "a", np.ones((3, 2)))
+        h5.create_array("/", "b", np.ones((3, 2)))
+    with tables.open_file(tmp_path / "none.h5", mode="w"):
+        pass
+    cases = {
+        "text.h5": r"is not an HDF5 file \(it starts with b'time,a\\n2'\); save the frame with DataFrame\.to_hdf",
+        "cut.h5": "cannot read as HDF5: the file is damaged or incomplete",
+        "frames.h5": r"holds frames \['a', 'b'\] and none is named 'df', 'data' or 'speed'",
+        "arrays.h5": r"holds arrays \['a', 'b'\] and none is named 'data' or 'x'",
+        "none.h5": "holds no frame or array",
+    }
+    for name, match in cases.items():
+        with pytest.raises(DataError, match=match) as info:
+            load_series(tmp_path / name)
+        assert str(tmp_path / name) in str(info.value) and "\n" not in str(info.value), name
+
+
 @pytest.mark.parametrize("shape", [(10, 3), (10, 3, 2)])
 def test_npz_uses_channel_zero(tmp_path: Path, shape: tuple[int, ...]) -> None:
     data = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
@@ -271,7 +344,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a\n1\n2\n", {"start": "2024-01-01"}, "without freq"),
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
         ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
-        ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz"),
+        ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz, \.h5, \.hdf5, \.hdf"),
     ],
 )
 def test_load_errors(tmp_path: Path, name: str, content: str | bytes, kwargs: dict[str, object], match: str) -> None:

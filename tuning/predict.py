@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     g = p.add_argument_group("data (read as tuning.train reads it; the model's --zero-is-missing and choice of sensors apply)")
     g.add_argument("--data", metavar="PATH", default=None,
-                   help="the latest readings: a wide .csv/.parquet or .npz file, at least len_source steps; "
+                   help="the latest readings: a wide .csv/.parquet/.h5 or .npz file, at least len_source steps; "
                         "default: the embedded synthetic data set")  # fmt: skip
     g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings")
     g.add_argument("--freq", default=None, help="the data's step, e.g. 5min; builds timestamps for a file without (with --start)")

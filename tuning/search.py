@@ -324,7 +324,7 @@ def run_sweep(
         space: a space file, a name in ``search_spaces/`` ("default", "wide", "smoke"),
             a :class:`~tuning.spaces.SearchSpace`, or a dict with the sections of a space
             file. A space that is no file is saved as ``sweep/space.yaml``.
-        data: a ``.csv``/``.parquet``/``.npz`` file; a DataFrame, a (T, N) array or a
+        data: a ``.csv``/``.parquet``/``.npz``/``.h5`` file; a DataFrame, a (T, N) array or a
             :class:`~tuning.sources.TrafficSeries` (saved as ``sweep/data.parquet`` so
             that the sweep can resume); :class:`~tuning.data.PreparedData` (not saved: such
             a sweep resumes only with :func:`resume_sweep` given the same data); or None

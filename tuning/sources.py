@@ -23,7 +23,10 @@ from tuning.errors import DataError
 
 log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
-_SUPPORTED = (".csv", ".parquet", ".npz")
+_HDF5 = (".h5", ".hdf5", ".hdf")
+_SUPPORTED = (".csv", ".parquet", ".npz", *_HDF5)
+_FORMATS = ".csv, .parquet, .npz or .h5"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Reindexing to the step may grow a series at most this much: beyond it the step is
 # more likely wrong (or the file mostly empty) than the data merely gappy.
 _MAX_GROWTH = 10
@@ -529,10 +532,66 @@ def _read_npz(path: Path) -> np.ndarray:
         keys = list(loaded.files)
         if not keys:
             raise DataError(f"{path}: holds no arrays; save the series with np.savez(path, data=array)")
-        key = keys[0] if len(keys) == 1 else "data" if "data" in keys else "x" if "x" in keys else None
+        key = _pick_key(keys, ("data", "x"))
         if key is None:
             raise DataError(f"{path}: holds arrays {keys} and none is named 'data' or 'x'; save the series under the key 'data'")
         return loaded[key]
+
+
+def _pick_key(keys: list[str], preferred: tuple[str, ...]) -> str | None:
+    """The one object a file holds, else the first of ``preferred`` it holds (None: ambiguous)."""
+    return keys[0] if len(keys) == 1 else next((k for k in preferred if k in keys), None)
+
+
+def _read_hdf(path: Path) -> pd.DataFrame | np.ndarray:
+    """A frame saved with ``DataFrame.to_hdf``, else a plain (T, N[, C]) array of an HDF5 file.
+
+    METR-LA and PEMS-BAY, the field's two standard speed sets, ship as ``to_hdf`` frames
+    (keys ``df`` and ``speed``): a DatetimeIndex of 5-minute steps and one column per
+    sensor id, read here as a CSV with a timestamp column would be. Files written with
+    h5py or PyTables hold arrays instead, taken as a ``.npz``'s are.
+    """
+    with path.open("rb") as f:
+        head = f.read(2048 + len(_HDF5_SIGNATURE))
+    # HDF5 puts its signature at byte 0, or after a user block of 512, 1024, 2048... bytes.
+    if not any(head[at : at + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for at in (0, 512, 1024, 2048)):
+        raise DataError(
+            f"{path}: is not an HDF5 file (it starts with {head[:8]!r}); "
+            "save the frame with DataFrame.to_hdf(path, key='df') or pass a .csv"
+        )
+    try:
+        import tables
+    except ImportError as e:  # a main dependency; only a broken install lacks it
+        raise DataError(f"{path}: reading HDF5 needs PyTables, which is not installed; pip install tables") from e
+    damaged = f"{path}: cannot read as HDF5: the file is damaged or incomplete; copy it again or pass a .csv"
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            keys = [k.lstrip("/") for k in store.keys()]
+            if keys:
+                key = _pick_key(keys, ("df", "data", "speed"))
+                if key is None:
+                    raise DataError(
+                        f"{path}: holds frames {keys} and none is named 'df', 'data' or 'speed'; "
+                        "save the one to use alone, or under the key 'df'"
+                    )
+                frame = store[key]
+                if isinstance(frame, pd.Series):
+                    frame = frame.to_frame()
+                if not isinstance(frame, pd.DataFrame):
+                    raise DataError(f"{path}: key {key!r} holds a {type(frame).__name__}, not a frame of readings")
+                return frame
+        with tables.open_file(path, mode="r") as h5:
+            arrays = {node._v_pathname.lstrip("/"): node for node in h5.walk_nodes("/", "Array")}
+            if not arrays:
+                raise DataError(f"{path}: holds no frame or array; save the series with DataFrame.to_hdf(path, key='df')")
+            key = _pick_key(list(arrays), ("data", "x"))
+            if key is None:
+                raise DataError(
+                    f"{path}: holds arrays {sorted(arrays)} and none is named 'data' or 'x'; save the series under the key 'data'"
+                )
+            return np.asarray(arrays[key].read())
+    except tables.HDF5ExtError as e:
+        raise DataError(damaged) from e
 
 
 def load_series(
@@ -552,8 +611,10 @@ def load_series(
 
     Args:
         path: A ``.csv`` or ``.parquet`` file (optional timestamp column named timestamp,
-            time, date, datetime or date_time, or a first column of dates), or a ``.npz``
-            holding one (T, N) or (T, N, C) array (channel 0 is used).
+            time, date, datetime or date_time, or a first column of dates), a ``.npz``
+            holding one (T, N) or (T, N, C) array (channel 0 is used), or an HDF5 file
+            (``.h5``, ``.hdf5``, ``.hdf``): a frame saved with ``DataFrame.to_hdf`` (as
+            METR-LA and PEMS-BAY ship) or an array as in a ``.npz``.
         zero_is_missing: Treat exact zeros as missing readings (the METR-LA convention).
         freq: A pandas frequency such as ``"5min"``: the step to put a file's timestamps
             on (default: the most common step between them), or, for a file without
@@ -561,7 +622,7 @@ def load_series(
         start: First timestamp for ``freq`` in a file without timestamps (default
             2000-01-01); needs ``freq``.
         columns: The sensor columns to use, in this order (others, such as covariates,
-            are left out); ``.npz`` sensors are named S000, S001, ...
+            are left out); the sensors of an array are named S000, S001, ...
         exclude_columns: Columns to leave out; the rest are the sensors.
 
     Returns:
@@ -574,9 +635,9 @@ def load_series(
     """
     file = Path(path)
     if not file.exists():
-        raise DataError(f"data file not found: {file}; pass an existing .csv, .parquet or .npz file")
+        raise DataError(f"data file not found: {file}; pass an existing {_FORMATS} file")
     if file.is_dir():
-        raise DataError(f"{file}: is a directory, not a data file; pass a .csv, .parquet or .npz file")
+        raise DataError(f"{file}: is a directory, not a data file; pass a {_FORMATS} file")
     if not file.is_file():  # a FIFO or device would block the reader or never end
         raise DataError(f"{file}: is not a regular file (a pipe, socket or device); save the data to a file and pass that")
     suffix = file.suffix.lower()
@@ -587,11 +648,12 @@ def load_series(
         )
     label = str(file)
     try:
-        if suffix == ".npz":
-            series = _array_to_series(_read_npz(file), label, file.name, zero_is_missing)
+        read = _read_npz(file) if suffix == ".npz" else _read_hdf(file) if suffix in _HDF5 else None
+        if isinstance(read, np.ndarray):
+            series = _array_to_series(read, label, file.name, zero_is_missing)
             series = select_sensors(series, columns, exclude_columns, label=label)
         else:
-            frame = _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
+            frame = read if read is not None else _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
             series = _frame_to_series(
                 frame, label, file.name, zero_is_missing, freq=freq, columns=columns, exclude_columns=exclude_columns
             )
