@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -45,7 +46,11 @@ NUM_SAMPLES, MAX_EPOCHS = 6, 4
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_csv(synthetic_traffic(num_sensors=4, num_days=7, seed=3), tmp_path_factory.mktemp("data") / "tiny.csv")
+    series = synthetic_traffic(num_sensors=4, num_days=7, seed=3)
+    values = series.values.copy()
+    for start in (40, 700, 1500):  # S001 fails three times, as speed detectors do: straight to 0
+        values[start : start + 12, 1] = 0.0
+    return write_csv(dataclasses.replace(series, values=values), tmp_path_factory.mktemp("data") / "tiny.csv")
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +167,9 @@ def test_best_config_exports_and_retrains(
     # --exclude-columns travels from the sweep (sweep.json) through the export to the retrain
     assert json.loads((sweep["exp"] / "sweep" / "sweep.json").read_text())["exclude_columns"] == ["S003"]
     assert json.loads(path.read_text())["data_options"]["exclude_columns"] == ["S003"]
+    # so does the reading of S001's outage zeros as missing, decided when the sweep read its data
+    assert json.loads((sweep["exp"] / "sweep" / "sweep.json").read_text())["zero_is_missing"] is True
+    assert json.loads(path.read_text())["data_options"]["zero_is_missing"] is True
     out = tmp_path / "retrain"
     # no --data: the export remembers the sweep's data
     rc = train.main(["--config", str(path), "--max-epochs", "1", "--output", str(out), "--quiet"])
@@ -171,6 +179,7 @@ def test_best_config_exports_and_retrains(
     assert set(metrics) == {"model", "copy_last"}
     assert json.loads((out / "info.json").read_text())["config"]["learning_rate"] == config.learning_rate
     assert torch.load(out / "model.pt", weights_only=False)["sensor_ids"] == ["S000", "S001", "S002"]
+    assert json.loads((out / "run.json").read_text())["data"]["zero_is_missing"] is True
 
 
 def test_best_trial_checkpoint_resumes_a_run(sweep: dict[str, Any], tiny_csv: Path) -> None:

@@ -256,7 +256,8 @@ def test_zero_is_missing(tmp_path: Path) -> None:
     path.write_text("a,b\n0,1\n2,0\n")
     series = load_series(path, zero_is_missing=True)
     assert np.isnan(series.values[0, 0]) and np.isnan(series.values[1, 1]) and series.values[1, 0] == 2
-    assert load_series(path).values[0, 0] == 0
+    assert load_series(path, zero_is_missing=False).values[0, 0] == 0
+    assert load_series(path).values[0, 0] == 0  # two readings tell no outage
     array = np.array([[0.0, 1.0], [2.0, 3.0]])
     assert np.isnan(as_series(array, zero_is_missing=True).values[0, 0]) and array[0, 0] == 0
 
@@ -513,18 +514,29 @@ def _speeds_with_outages(tmp_path: Path) -> Path:
     return path
 
 
-def test_zeros_that_look_like_outages_suggest_zero_is_missing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_zeros_that_look_like_outages_are_read_as_missing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = _speeds_with_outages(tmp_path)
     with caplog.at_level(logging.WARNING, logger="tuning.sources"):
         series = load_series(path, freq="5min", start="2024-03-01")
-    hints = [r.getMessage() for r in caplog.records if "--zero-is-missing" in r.getMessage()]
-    assert len(hints) == 1 and "1 sensor(s) (S001) drop from their usual level straight to exact zeros" in hints[0]
-    assert (series.values[:, 1] == 0).sum() == 36  # only a hint: the zeros stay readings
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
-        masked = load_series(path, freq="5min", start="2024-03-01", zero_is_missing=True)
-    assert not [r for r in caplog.records if "--zero-is-missing" in r.getMessage()]
-    assert np.isnan(masked.values[:, 1]).sum() == 36
+    notes = [r.getMessage() for r in caplog.records if "exact zeros" in r.getMessage()]
+    assert len(notes) == 1
+    assert "1 sensor(s) (S001) drop from their usual level straight to exact zeros" in notes[0]
+    assert "read as missing readings" in notes[0] and "--zeros-are-readings" in notes[0]
+    assert np.isnan(series.values[:, 1]).sum() == 36 and series.zeros_missing
+    # asked for either way: no warning, and the zeros are read as said
+    for zero_is_missing, zeros, nans in ((False, 36, 0), (True, 0, 36)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+            read = load_series(path, freq="5min", start="2024-03-01", zero_is_missing=zero_is_missing)
+        assert not [r for r in caplog.records if "exact zeros" in r.getMessage()]
+        assert (read.values[:, 1] == 0).sum() == zeros and np.isnan(read.values[:, 1]).sum() == nans
+        assert read.zeros_missing is zero_is_missing
+    # data from memory are read as a file is; a series stays as it was read
+    frame = pd.read_csv(path)
+    assert np.isnan(as_series(frame).values[:, 1]).sum() == 36 and as_series(frame).zeros_missing
+    assert as_series(frame.to_numpy()).zeros_missing
+    kept = load_series(path, zero_is_missing=False)
+    assert as_series(kept) is kept
 
 
 def test_counts_that_fall_to_zero_at_night_are_not_taken_for_outages(caplog: pytest.LogCaptureFixture) -> None:
@@ -536,4 +548,6 @@ def test_counts_that_fall_to_zero_at_night_are_not_taken_for_outages(caplog: pyt
     assert outage_zero_sensors(counts) == []
     odot = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "odot_counts" / "counts_wide_15min.csv"
     if odot.exists():  # real counts: detectors that sit at 0 most of the day
-        assert outage_zero_sensors(load_series(odot).values) == []
+        assert outage_zero_sensors(load_series(odot, zero_is_missing=False).values) == []
+        read = load_series(odot)  # so their zeros stay readings
+        assert not read.zeros_missing and (read.values == 0).sum() > 0

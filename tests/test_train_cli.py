@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -19,6 +20,7 @@ from conftest import write_csv, write_malicious_checkpoint
 
 from tuning.data import min_steps
 from tuning.errors import DataError
+from tuning.forecast import load_model
 from tuning.sources import synthetic_traffic
 from tuning.storage import DISK_FULL_FAULT_ENV
 from tuning.train import main
@@ -192,6 +194,25 @@ def test_resume_continues_with_the_runs_data_flags_and_budget(data_csv: Path, fa
     assert _run(["--output", str(out), "--resume", "--max-epochs", "4"]) == 0
     assert json.loads((out / "info.json").read_text())["epochs_run"] == 4
     assert json.loads((out / "run.json").read_text())["config"]["max_epochs"] == 4
+
+
+def test_outage_zeros_are_read_as_missing_and_the_model_reads_new_data_so(
+    fast_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=3)
+    values = series.values.copy()
+    for start in (40, 300, 450):  # S001 fails three times, straight from its usual speed to 0
+        values[start : start + 12, 1] = 0.0
+    data = write_csv(dataclasses.replace(series, values=values), tmp_path / "speeds.csv", steps=600)
+    base = ["--data", str(data), "--config", str(fast_config), "--max-epochs", "1", "--quiet"]
+    for flags, decided in (([], True), (["--zeros-are-readings"], False), (["--zero-is-missing"], True)):
+        out = tmp_path / f"run{len(flags)}{decided}"
+        assert _run([*base, *flags, "--output", str(out)]) == 0
+        assert json.loads((out / "run.json").read_text())["data"]["zero_is_missing"] is decided  # a resume reads them so
+        assert load_model(out).zero_is_missing is decided  # and so do forecasts from new data
+    capsys.readouterr()
+    assert _run([*base, "--zero-is-missing", "--zeros-are-readings", "--output", str(tmp_path / "both")]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

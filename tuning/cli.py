@@ -43,6 +43,15 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def add_zero_arguments(group: argparse._ArgumentGroup, default: str = "missing where they look like outages") -> None:
+    """How exact zeros are read: ``args.zero_is_missing`` is True, False, or None (not said)."""
+    zeros = group.add_mutually_exclusive_group()
+    zeros.add_argument("--zero-is-missing", dest="zero_is_missing", action="store_const", const=True, default=None,
+                       help=f"read exact zeros as missing readings (METR-LA convention; default: {default})")  # fmt: skip
+    zeros.add_argument("--zeros-are-readings", dest="zero_is_missing", action="store_const", const=False,
+                       help="read exact zeros as real readings (counts that reach 0), even where they look like outages")  # fmt: skip
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data flags shared by ``tuning.train`` and ``tuning.search``."""
     g = parser.add_argument_group("data")
@@ -50,7 +59,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                    help="a wide .csv/.parquet/.h5 (one column per sensor) or .npz (T, N[, C]) file; default: the embedded synthetic data set")  # fmt: skip
     g.add_argument("--len-source", type=positive_int, default=None, metavar="N", help="past steps the model sees (default 10)")
     g.add_argument("--len-target", type=positive_int, default=None, metavar="N", help="future steps to predict (default 5)")
-    g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings (METR-LA convention)")
+    add_zero_arguments(g)
     g.add_argument("--freq", default=None,
                    help="the data's step, e.g. 5min: timestamps are put on this grid (default: their most common step); "
                         "for a file without timestamps it builds them (enables time features)")  # fmt: skip

@@ -229,6 +229,8 @@ class PreparedData:
     weekdays_in_training: int = 7
     # Sensors without a reading in the training part: masked everywhere, forecast as NaN.
     untrained_sensors: tuple[str, ...] = ()
+    # Exact zeros were read as missing (TrafficSeries.zeros_missing): new data must be read so too.
+    zeros_missing: bool = False
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -262,7 +264,7 @@ class PreparedData:
 
         Model files and run checkpoints carry it, so a model folder is self-contained:
         the scaler fitted on this training split, the sensors in column order, the
-        data's shape and step (see :mod:`tuning.forecast`).
+        data's shape and step, how its zeros were read (see :mod:`tuning.forecast`).
         """
         return {
             "data_shape": list(self.shape),
@@ -272,6 +274,7 @@ class PreparedData:
             "sensor_ids": list(self.sensor_ids),
             "freq": self.freq,
             "untrained_sensors": list(self.untrained_sensors),
+            "zeros_missing": self.zeros_missing,
         }
 
 
@@ -441,7 +444,7 @@ def _without_readings(series: TrafficSeries, sensors: np.ndarray) -> TrafficSeri
     """A copy of ``series`` in which the ``sensors`` (a boolean mask) have no readings."""
     values = series.values.copy()
     values[:, sensors] = np.nan
-    return TrafficSeries(values, series.timestamps, series.sensor_ids, series.name)
+    return dataclasses.replace(series, values=values)
 
 
 def split_bounds(num_steps: int) -> tuple[int, int]:
@@ -479,7 +482,7 @@ def prepare_data(
     len_target: int = 5,
     *,
     test_data: TrafficSeries | np.ndarray | pd.DataFrame | None = None,
-    zero_is_missing: bool = False,
+    zero_is_missing: bool | None = None,
 ) -> PreparedData:
     """Split, scale and window a series.
 
@@ -491,14 +494,17 @@ def prepare_data(
         len_source: past steps the model sees.
         len_target: future steps it predicts.
         test_data: an optional separate test series with the same sensors.
-        zero_is_missing: treat exact zeros as missing (METR-LA convention).
+        zero_is_missing: treat exact zeros as missing (METR-LA convention); None: as
+            :func:`~tuning.sources.as_series` decides (where they look like outages).
 
     Raises:
         DataError: no sensor with a reading in the training part, or a series too short for the windows.
     """
     series = as_series(data, zero_is_missing=zero_is_missing)
     check_sensors(series)
-    test_series = None if test_data is None else as_series(test_data, zero_is_missing=zero_is_missing, name="test data")
+    # The test part is read as the training part was.
+    test_zeros = series.zeros_missing if zero_is_missing is None else zero_is_missing
+    test_series = None if test_data is None else as_series(test_data, zero_is_missing=test_zeros, name="test data")
     if test_series is not None and test_series.num_sensors != series.num_sensors:
         raise DataError(
             f"test data has {test_series.num_sensors} sensors but training data has {series.num_sensors}; "
@@ -577,5 +583,6 @@ def prepare_data(
         days_of_week=7 if days == 7 else 0,
         weekdays_in_training=days,
         untrained_sensors=untrained,
+        zeros_missing=series.zeros_missing,
         freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tuning.cli import ArgumentParser, column_list, prog_name, run_main
+from tuning.cli import ArgumentParser, add_zero_arguments, column_list, prog_name, run_main
 from tuning.errors import UserError
 from tuning.forecast import Forecaster, load_model
 from tuning.logs import configure_logging
@@ -52,11 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="where the model runs: cpu or cuda[:N] (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="log warnings only")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
-    g = p.add_argument_group("data (read as tuning.train reads it; the model's --zero-is-missing and choice of sensors apply)")
+    g = p.add_argument_group("data (read as tuning.train reads it; the model's reading of zeros and choice of sensors apply)")
     g.add_argument("--data", metavar="PATH", default=None,
                    help="the latest readings: a wide .csv/.parquet/.h5 or .npz file, at least len_source steps; "
                         "default: the embedded synthetic data set")  # fmt: skip
-    g.add_argument("--zero-is-missing", action="store_true", help="treat exact zeros as missing readings")
+    add_zero_arguments(g, default="as the model's training data were read")
     g.add_argument("--freq", default=None, help="the data's step, e.g. 5min; builds timestamps for a file without (with --start)")
     g.add_argument("--start", default=None, help="first timestamp for a file without timestamps (with --freq)")
     pick = g.add_mutually_exclusive_group()
@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--output {output} must end in .csv or .parquet (got {output.suffix or 'no suffix'!r})")
         forecaster = resolve_model(args)
         series = load_data_arg(
-            args.data, zero_is_missing=args.zero_is_missing or forecaster.zero_is_missing, freq=args.freq,
+            args.data, zero_is_missing=forecaster.zero_is_missing if args.zero_is_missing is None else args.zero_is_missing,
+            freq=args.freq,
             start=args.start, columns=args.columns, exclude_columns=args.exclude_columns,
         )  # fmt: skip
         frame = forecaster.predict(series)

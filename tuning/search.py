@@ -304,7 +304,7 @@ def run_sweep(
     reduction_factor: int | None = None,
     len_source: int | None = None,
     len_target: int | None = None,
-    zero_is_missing: bool = False,
+    zero_is_missing: bool | None = None,
     freq: str | None = None,
     start: str | None = None,
     columns: Sequence[str] | None = None,
@@ -376,7 +376,7 @@ def run_sweep(
         settings = SweepSettings.create(
             resolved, data=given.path, data_origin=given.origin, num_samples=num_samples, max_epochs=max_epochs,
             grace_period=grace_period, reduction_factor=reduction_factor, len_source=len_source, len_target=len_target,
-            zero_is_missing=zero_is_missing and read, freq=freq, start=start,
+            zero_is_missing=zero_is_missing if read else False, freq=freq, start=start,
             columns=tuple(columns) if read and columns is not None else None,
             exclude_columns=tuple(exclude_columns) if read and exclude_columns is not None else None,
             cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, seed=seed,
@@ -385,6 +385,8 @@ def run_sweep(
         # Everything that can fail on bad input fails before the experiment folder has more
         # than the lock, which goes with it.
         prepared = load_sweep_data(settings, resolved, given)
+        if read:  # how the zeros were read (decided now where not said): a resume reads them so too
+            settings = settings.replace(zero_is_missing=prepared.zeros_missing)
         warm = _plan_warm_start(settings, resolved)
         _start_ray(address, settings, exp, held)
         if given.series is not None:

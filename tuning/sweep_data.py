@@ -51,7 +51,7 @@ class SweepData:
 def resolve_data(
     data: DataLike,
     *,
-    zero_is_missing: bool = False,
+    zero_is_missing: bool | None = None,
     freq: str | None = None,
     start: str | None = None,
     columns: tuple[str, ...] | None = None,

@@ -38,7 +38,9 @@ class SweepSettings:
     data: str | None
     len_source: int
     len_target: int
-    zero_is_missing: bool
+    # How exact zeros are read; None (auto: missing where they look like outages) only
+    # until the sweep has read its data: sweep.json holds the decision.
+    zero_is_missing: bool | None
     freq: str | None
     start: str | None
     num_samples: int
@@ -130,7 +132,7 @@ class SweepSettings:
         reduction_factor: int | None = None,
         len_source: int | None = None,
         len_target: int | None = None,
-        zero_is_missing: bool = False,
+        zero_is_missing: bool | None = None,
         freq: str | None = None,
         start: str | None = None,
         columns: tuple[str, ...] | None = None,

@@ -3,7 +3,7 @@
 Examples::
 
     python -m tuning.train --max-epochs 20                       # embedded data, defaults
-    python -m tuning.train --data counts.csv --zero-is-missing
+    python -m tuning.train --data counts.csv --zeros-are-readings  # zeros: real readings, never outages
     python -m tuning.train --config results/NAME/best_config.json  # retrain a sweep's best
     python -m tuning.train --output results/train --resume        # continue an interrupted run
     python -m tuning.train --output results/train --overwrite     # replace the run in that folder
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_data_arg(
     path: str | None,
     *,
-    zero_is_missing: bool,
+    zero_is_missing: bool | None,
     freq: str | None,
     start: str | None,
     columns: Sequence[str] | None = None,
@@ -168,14 +168,14 @@ def resolve_config(args: argparse.Namespace, output: Path, saved: dict[str, Any]
 
 def resolve_data_args(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     """The data source and flags: the resumed run's (or a sweep export's), then explicit flags."""
-    options: dict[str, Any] = {"path": None, "zero_is_missing": False, "freq": None, "start": None,
+    options: dict[str, Any] = {"path": None, "zero_is_missing": None, "freq": None, "start": None,
                                "columns": None, "exclude_columns": None}  # fmt: skip
     if saved:
         options.update({k: saved["data"].get(k, v) for k, v in options.items()})
     elif args.config:
         # A sweep's best_config.json remembers the data it was searched on.
         options.update(sweep_data_options(args.config, data_given=args.data is not None))
-    given = {"path": args.data, "zero_is_missing": args.zero_is_missing or None, "freq": args.freq, "start": args.start}
+    given = {"path": args.data, "zero_is_missing": args.zero_is_missing, "freq": args.freq, "start": args.start}
     options.update({k: v for k, v in given.items() if v is not None})
     if args.columns is not None or args.exclude_columns is not None:  # one choice of sensors replaces the other
         options.update(columns=args.columns, exclude_columns=args.exclude_columns)
@@ -265,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"cannot create --output {output}: {e.strerror or e}; pass a writable folder") from e
         data_args = resolve_data_args(args, saved)
         series = load_data_arg(**data_args)
+        data_args["zero_is_missing"] = series.zeros_missing  # auto decided: a resume reads the data the same way
         current = fingerprint(series, data_args["path"])
         if saved is not None:
             check_unchanged(
