@@ -539,6 +539,19 @@ def test_zeros_that_look_like_outages_are_read_as_missing(tmp_path: Path, caplog
     assert as_series(kept) is kept
 
 
+def test_one_outage_of_the_whole_network_is_enough() -> None:
+    rng = np.random.default_rng(1)
+    speeds = (60 + rng.normal(0, 3, size=(400, 10))).astype(np.float32)
+    speeds[200:236] = 0.0  # 3 hours of nothing logged, once
+    read = as_series(speeds)
+    assert read.zeros_missing and np.isnan(read.values[200:236]).all() and not np.isnan(read.values[:200]).any()
+    # the same step at 0 in nine of ten sensors, straight from their usual speeds, counts too; in four of ten it does not
+    speeds[200:236, 0] = 60.0
+    assert as_series(speeds).zeros_missing
+    speeds[200:236, :6] = 60.0
+    assert not as_series(speeds).zeros_missing
+
+
 def test_counts_that_fall_to_zero_at_night_are_not_taken_for_outages(caplog: pytest.LogCaptureFixture) -> None:
     from tuning.sources import outage_zero_sensors
 

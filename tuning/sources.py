@@ -692,26 +692,34 @@ def outage_zero_sensors(values: np.ndarray) -> list[int]:
     reading of 60 mph followed by zeros. Counts reach 0 by falling through small values
     at night. A sensor counts when at least two of its zero runs, and at least half of
     them, begin right after a reading of at least half its median positive reading (a
-    median of at least 5, so that small counts never count).
+    median of at least 5, so that small counts never count). So do the sensors of a
+    logging outage: nine in ten of at least 3 sensors at 0 from the same step, nine in
+    ten of them straight from such a reading; one is enough, as it may be in a week.
     """
+    levels = np.full(values.shape[1], np.nan)
     found = []
     for i in range(values.shape[1]):
         column = values[:, i]
         zero = column == 0
-        if not zero.any():
-            continue
         positive = column[column > 0]
-        if positive.size == 0:
+        if not zero.any() or positive.size == 0:
             continue
         level = float(np.median(positive))
         if level < 5:
             continue
+        levels[i] = level
         starts = np.flatnonzero(zero & ~np.r_[False, zero[:-1]])
         before = column[starts[starts > 0] - 1]
         abrupt = int(np.sum(before >= 0.5 * level))
         if abrupt >= 2 and abrupt * 2 >= len(starts):
             found.append(i)
-    return found
+    if values.shape[1] >= 3:
+        network = (values == 0).mean(axis=1) >= 0.9
+        for step in np.flatnonzero(network[1:] & ~network[:-1]) + 1:
+            dropped = (values[step] == 0) & (values[step - 1] >= 0.5 * levels)  # nan levels compare False
+            if dropped.sum() >= 0.9 * values.shape[1]:
+                found.extend(int(i) for i in np.flatnonzero(dropped))
+    return sorted(set(found))
 
 
 def outage_zeros_missing(series: TrafficSeries, label: str) -> TrafficSeries:
