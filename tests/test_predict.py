@@ -280,6 +280,32 @@ def test_cli_prints_csv_without_output(cli: dict[str, Path], capsys: pytest.Capt
     assert lines[0] == "timestamp,sensor,horizon,forecast" and len(lines) == 1 + 3 * LT
 
 
+def test_cli_reads_zeros_as_the_models_data_were_read_unless_told(
+    cli: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_csv(cli["full"])
+    zeros, gaps = frame.copy(), frame.copy()
+    zeros.loc[zeros.index[-3:], "S001"], gaps.loc[gaps.index[-3:], "S001"] = 0.0, np.nan
+    zeros.to_csv(cli["root"] / "zeros.csv", index=False)
+    gaps.to_csv(cli["root"] / "gaps.csv", index=False)
+    masked = cli["root"] / "masked"  # a model whose training data had their zeros read as missing
+    argv = ["--data", str(cli["first"]), "--config", str(cli["root"] / "fast.json"), "--max-epochs", "1", "--quiet"]
+    assert train.main([*argv, "--exclude-columns", "S003", "--zero-is-missing", "--output", str(masked)]) == 0
+
+    def forecasts(model: Path, name: str, *flags: str) -> str:
+        capsys.readouterr()
+        assert predict.main(["--model", str(model), "--data", str(cli["root"] / name), "--quiet", *flags]) == 0
+        return capsys.readouterr().out
+
+    # as the training data were read: zeros are readings for one model, gaps for the other
+    plain = forecasts(cli["model"], "zeros.csv")
+    assert plain != forecasts(cli["model"], "gaps.csv")
+    assert forecasts(masked, "zeros.csv") == forecasts(masked, "gaps.csv")
+    # either flag overrides that
+    assert forecasts(cli["model"], "zeros.csv", "--zero-is-missing") == forecasts(cli["model"], "gaps.csv")
+    assert forecasts(masked, "zeros.csv", "--zeros-are-readings") != forecasts(masked, "gaps.csv")
+
+
 @pytest.mark.parametrize(
     ("make_args", "expected"),
     [

@@ -14,6 +14,7 @@ step and sensor.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import logging
 import sys
@@ -102,9 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if output is not None and output.suffix.lower() not in FORMATS:
             raise UserError(f"--output {output} must end in .csv or .parquet (got {output.suffix or 'no suffix'!r})")
         forecaster = resolve_model(args)
+        if args.zero_is_missing is not None:  # the flag overrides how the model reads new data
+            forecaster = dataclasses.replace(forecaster, zero_is_missing=args.zero_is_missing)
         series = load_data_arg(
-            args.data, zero_is_missing=forecaster.zero_is_missing if args.zero_is_missing is None else args.zero_is_missing,
-            freq=args.freq,
+            args.data, zero_is_missing=forecaster.zero_is_missing, freq=args.freq,
             start=args.start, columns=args.columns, exclude_columns=args.exclude_columns,
         )  # fmt: skip
         frame = forecaster.predict(series)
