@@ -197,10 +197,11 @@ def test_a_finished_sweep_grows_with_resume_and_more_samples(
     exp = api_sweep["exp"]
     before = _results(exp)
     assert len(before) == 4
-    argv = ["--name", "api", "--storage-path", str(api_sweep["storage"]), "--resume", "--num-samples", "6", "--max-epochs", "9"]
+    argv = ["--name", "api", "--storage-path", str(api_sweep["storage"]), "--resume", "--num-samples", "6", "--max-epochs", "9",
+            "--zeros-are-readings"]  # fmt: skip
     assert search.main(argv) == 0
     err = capsys.readouterr().err
-    assert "ignoring --max-epochs" in err  # the ignored flag is named; --num-samples is not ignored
+    assert "ignoring --max-epochs --zeros-are-readings" in err  # each ignored flag is named; --num-samples is not ignored
     assert "--num-samples" not in err.split("ignoring", 1)[1].splitlines()[0]
     after = _results(exp)
     assert len(after) == 6

@@ -654,7 +654,12 @@ _RESUME_FLAGS = ("name", "storage_path", "resume", "num_samples", "time_budget",
 def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The flags given with --resume that the resumed sweep does not use."""
     defaults = vars(parser.parse_args([]))
-    return [f"--{k.replace('_', '-')}" for k, v in vars(args).items() if k not in _RESUME_FLAGS and v != defaults[k]]
+    named = {("zero_is_missing", False): "--zeros-are-readings"}  # two flags share that destination
+    return [
+        named.get((k, v), f"--{k.replace('_', '-')}")
+        for k, v in vars(args).items()
+        if k not in _RESUME_FLAGS and v != defaults[k]
+    ]
 
 
 _FULL_DISK_ERROR = re.compile(
