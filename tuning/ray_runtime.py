@@ -417,7 +417,12 @@ def keeper_main() -> int:
     # a SIGTERM sent here directly stops Ray at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit)
-    return keep(sys.stdin.buffer, sys.stdout)
+    code = keep(sys.stdin.buffer, sys.stdout)
+    # Ray is stopped and its files removed: skip the interpreter's teardown of the Ray
+    # modules imported here (0.15-0.25 s on 2 cores, measured), which the sweep waits for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
