@@ -535,15 +535,18 @@ def _read_npz(path: Path) -> np.ndarray:
         keys = list(loaded.files)
         if not keys:
             raise DataError(f"{path}: holds no arrays; save the series with np.savez(path, data=array)")
-        key = _pick_key(keys, ("data", "x"))
-        if key is None:
-            raise DataError(f"{path}: holds arrays {keys} and none is named 'data' or 'x'; save the series under the key 'data'")
-        return loaded[key]
+        return loaded[_pick_key(path, "arrays", keys, ("data", "x"), "save the series under the key 'data'")]
 
 
-def _pick_key(keys: list[str], preferred: tuple[str, ...]) -> str | None:
-    """The one object a file holds, else the first of ``preferred`` it holds (None: ambiguous)."""
-    return keys[0] if len(keys) == 1 else next((k for k in preferred if k in keys), None)
+def _pick_key(path: Path, what: str, keys: list[str], preferred: tuple[str, ...], fix: str) -> str:
+    """The one object a file holds, else the first of ``preferred`` it holds; several others: one line saying ``fix``."""
+    if len(keys) == 1:
+        return keys[0]
+    key = next((k for k in preferred if k in keys), None)
+    if key is None:
+        named = ", ".join(map(repr, preferred[:-1])) + f" or {preferred[-1]!r}"
+        raise DataError(f"{path}: holds {what} {keys} and none is named {named}; {fix}")
+    return key
 
 
 def _read_hdf(path: Path) -> pd.DataFrame | np.ndarray:
@@ -566,17 +569,11 @@ def _read_hdf(path: Path) -> pd.DataFrame | np.ndarray:
         import tables
     except ImportError as e:  # a main dependency; only a broken install lacks it
         raise DataError(f"{path}: reading HDF5 needs PyTables, which is not installed; pip install tables") from e
-    damaged = f"{path}: cannot read as HDF5: the file is damaged or incomplete; copy it again or pass a .csv"
     try:
         with pd.HDFStore(path, mode="r") as store:
             keys = [k.lstrip("/") for k in store.keys()]
             if keys:
-                key = _pick_key(keys, ("df", "data", "speed"))
-                if key is None:
-                    raise DataError(
-                        f"{path}: holds frames {keys} and none is named 'df', 'data' or 'speed'; "
-                        "save the one to use alone, or under the key 'df'"
-                    )
+                key = _pick_key(path, "frames", keys, ("df", "data", "speed"), "save the one to use alone, or under the key 'df'")
                 frame = store[key]
                 if isinstance(frame, pd.Series):
                     frame = frame.to_frame()
@@ -587,14 +584,10 @@ def _read_hdf(path: Path) -> pd.DataFrame | np.ndarray:
             arrays = {node._v_pathname.lstrip("/"): node for node in h5.walk_nodes("/", "Array")}
             if not arrays:
                 raise DataError(f"{path}: holds no frame or array; save the series with DataFrame.to_hdf(path, key='df')")
-            key = _pick_key(list(arrays), ("data", "x"))
-            if key is None:
-                raise DataError(
-                    f"{path}: holds arrays {sorted(arrays)} and none is named 'data' or 'x'; save the series under the key 'data'"
-                )
+            key = _pick_key(path, "arrays", sorted(arrays), ("data", "x"), "save the series under the key 'data'")
             return np.asarray(arrays[key].read())
     except tables.HDF5ExtError as e:
-        raise DataError(damaged) from e
+        raise DataError(f"{path}: cannot read as HDF5: the file is damaged or incomplete; copy it again or pass a .csv") from e
 
 
 def load_series(
