@@ -654,12 +654,18 @@ _RESUME_FLAGS = ("name", "storage_path", "resume", "num_samples", "time_budget",
 def _ignored_on_resume(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """The flags given with --resume that the resumed sweep does not use."""
     defaults = vars(parser.parse_args([]))
-    named = {("zero_is_missing", False): "--zeros-are-readings"}  # two flags share that destination
-    return [
-        named.get((k, v), f"--{k.replace('_', '-')}")
-        for k, v in vars(args).items()
-        if k not in _RESUME_FLAGS and v != defaults[k]
-    ]
+    # Each value named by the flag that sets it: two flags may share a destination
+    # (--zero-is-missing and --zeros-are-readings store True and False in zero_is_missing).
+    by_dest: dict[str, list[argparse.Action]] = {}
+    for action in parser._actions:
+        if action.option_strings:
+            by_dest.setdefault(action.dest, []).append(action)
+
+    def flag(dest: str, value: Any) -> str:
+        actions = by_dest[dest]
+        return next((a for a in actions if a.const is not None and a.const == value), actions[0]).option_strings[-1]
+
+    return [flag(k, v) for k, v in vars(args).items() if k not in _RESUME_FLAGS and v != defaults[k]]
 
 
 _FULL_DISK_ERROR = re.compile(
