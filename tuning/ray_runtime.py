@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from tuning.errors import UserError
 
@@ -411,7 +411,7 @@ def _exit(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def keeper_main() -> int:
+def keeper_main() -> NoReturn:
     """The keeper process's entry point (``python -m tuning.ray_runtime``), started by the sweep, not a user command."""
     # Ctrl-C belongs to the sweep process, which stops Tune first and then closes our stdin;
     # a SIGTERM sent here directly stops Ray at once.
@@ -426,4 +426,4 @@ def keeper_main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(keeper_main())
+    keeper_main()
