@@ -722,9 +722,9 @@ def outage_zeros_missing(series: TrafficSeries, label: str) -> TrafficSeries:
     zeros learns the outages: on a week of METR-LA-like speeds with one 3-hour
     network outage in the validation part, every trial of a sweep scored best after
     its first epoch, and the retrained best config matched copy-last (1.01x) where
-    reading those zeros as missing gave 0.82x. So where :func:`outage_zero_sensors` finds failed detectors,
-    all exact zeros are missing readings, as every METR-LA and PEMS-BAY study reads
-    them; one warning says so and how to keep them.
+    reading those zeros as missing gave 0.82x. So where :func:`outage_zero_sensors`
+    finds failed detectors, all exact zeros are missing readings, as every METR-LA and
+    PEMS-BAY study reads them; one warning says so and how to keep them.
     """
     sensors = outage_zero_sensors(series.values)
     if not sensors:
