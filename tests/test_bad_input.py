@@ -147,6 +147,9 @@ CASES = [
          "not allowed with argument"),  # fmt: skip
     Case("columns-empty-name", "train", ("--data", "{csv}", "--columns", "S000,", *TRAIN_OUT), "--columns: must be column names"),
     Case("covariate-column", "train", ("--data", "{weather_csv}", *TRAIN_OUT), "or pick the sensor columns with --columns"),
+    Case("long-table-two-value-columns", "train", ("--data", "{long_csv}", *TRAIN_OUT),
+         "a long table (a row per 'timestamp' and sensor 'station') needs one column of readings, but has several "
+         "value columns ['flow', 'speed']"),  # fmt: skip
     Case("missing-data-file", "train", ("--data", "{missing}", *TRAIN_OUT), "data file not found", new=False),
     Case("data-is-a-directory", "train", ("--data", "{storage}", *TRAIN_OUT), "is a directory", new=False),
     Case("unsupported-data-type", "train", ("--data", "{config_dir}/lr.json", *TRAIN_OUT), "unsupported file type '.json'", new=False),
@@ -182,6 +185,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     weather = pd.DataFrame({"timestamp": series.timestamps.strftime("%Y-%m-%d %H:%M"), "S000": series.values[:, 0]})
     weather["weather"] = np.where(np.arange(len(weather)) % 2, "rain", "sun")
     weather.to_csv(root / "weather.csv", index=False)
+    long = weather[["timestamp"]].merge(pd.DataFrame({"station": [400001, 400017]}), how="cross")
+    long.assign(flow=120.0, speed=61.5).to_csv(root / "long.csv", index=False)  # read wide, 'station' was a sensor
     (root / "bad.npz").write_text("not a zip archive: someone renamed a text file")
     os.mkfifo(root / "fifo.csv")
     spaces = root / "spaces"
@@ -201,6 +206,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {
         "csv": str(write_csv(series, root / "tiny.csv")),
         "weather_csv": str(root / "weather.csv"),
+        "long_csv": str(root / "long.csv"),
         "not_zip_npz": str(root / "bad.npz"),
         "fifo": str(root / "fifo.csv"),
         "missing": str(root / "nope"),
@@ -266,7 +272,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (38, 13)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (39, 13)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -451,6 +452,72 @@ def test_columns_pick_array_and_synthetic_sensors(tmp_path: Path) -> None:
     assert select_sensors(synthetic) is synthetic
     with pytest.raises(DataError, match=r"--columns names \['S009'\]"):
         select_sensors(synthetic, ["S009"])
+
+
+def _long(series: TrafficSeries, id_column: str = "sensor_id") -> pd.DataFrame:
+    """The series as a long table, a row per timestamp and sensor, sorted by sensor as exports often are."""
+    wide = pd.DataFrame(series.values, index=series.timestamps.rename("timestamp"), columns=list(series.sensor_ids))
+    long = wide.rename_axis(columns=id_column).stack(future_stack=True).rename("speed").reset_index()
+    return long.sort_values([id_column, "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def test_a_long_table_reads_as_its_wide_form(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Read as a wide file, the sensor-id column became a "sensor" and every sensor was
+    # averaged into one series at each repeated timestamp.
+    series = synthetic_traffic(num_sensors=4, num_days=1)
+    series = replace(series, sensor_ids=("773869", "767541", "767542", "717447"))
+    long = _long(series)
+    long["timestamp"] = long["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
+    long["sensor_id"] = long["sensor_id"].astype(int)
+    long = long.dropna(subset=["speed"])  # exports leave missing readings out
+    long.to_csv(tmp_path / "long.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        read = load_series(tmp_path / "long.csv")
+    order = np.argsort([int(s) for s in series.sensor_ids])  # sensors by id, as numbers
+    assert read.sensor_ids == tuple(series.sensor_ids[i] for i in order)
+    np.testing.assert_array_equal(read.values, series.values[:, order])
+    assert list(read.timestamps) == list(series.timestamps)
+    assert any("a long table: 4 sensors from column 'sensor_id', readings from 'speed'" in r.message for r in caplog.records)
+    picked = load_series(tmp_path / "long.csv", columns=["767541"])  # --columns names sensor ids
+    np.testing.assert_array_equal(picked.values[:, 0], series.values[:, 1])
+
+
+def test_a_long_table_by_its_shape_with_text_ids_and_extra_columns() -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=1)
+    long = _long(series, id_column="VDS code")  # a name not known as an id: found by its shape
+    long["direction"] = "N"
+    long.loc[0, "speed"] = np.nan
+    read = as_series(long, name="frame", zero_is_missing=False)
+    expected = series.values.copy()
+    expected[0, 0] = np.nan
+    assert read.sensor_ids == series.sensor_ids
+    np.testing.assert_array_equal(read.values, expected)
+    named = long.rename(columns={"VDS code": "Station"})  # a known name: rows may repeat
+    doubled = as_series(pd.concat([named, named.assign(speed=named["speed"] + 2)]), name="frame", zero_is_missing=False)
+    np.testing.assert_allclose(doubled.values[1:], expected[1:] + 1, rtol=1e-6)  # repeated rows are averaged
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda f: f.assign(flow=1.0), r"needs one column of readings, but has several value columns \['speed', 'flow'\]"),
+        (lambda f: f.assign(station=f["sensor_id"]), r"\['sensor_id', 'station'\] could each name the sensor"),
+        (lambda f: f.assign(speed="fast"), "but has no numeric value column"),
+        (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5)), "data row 6 has no timestamp"),
+    ],
+)
+def test_long_table_errors(change: object, match: str) -> None:
+    long = _long(synthetic_traffic(num_sensors=3, num_days=1))
+    with pytest.raises(DataError, match=match):
+        as_series(change(long), name="frame")  # type: ignore[operator]
+
+
+def test_wide_files_with_repeated_timestamps_and_whole_numbers_stay_wide(tmp_path: Path) -> None:
+    # counts are whole numbers, and rows may repeat: neither makes a column a sensor id
+    index = pd.date_range("2024-01-01", periods=6, freq="15min", name="timestamp").repeat(2)
+    frame = pd.DataFrame({"det_1": np.arange(12) // 2, "det_2": np.arange(12) % 3 + 5}, index=index)
+    series = as_series(frame.reset_index(), name="counts", zero_is_missing=False)
+    assert series.sensor_ids == ("det_1", "det_2") and series.num_steps == 6
 
 
 def test_fortran_ordered_input_becomes_c_ordered() -> None:

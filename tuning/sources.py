@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -31,6 +32,15 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # more likely wrong (or the file mostly empty) than the data merely gappy.
 _MAX_GROWTH = 10
 _PICK_HINT = "pick the sensor columns with --columns or --exclude-columns"
+# Column names (lower case, letters and digits only) that name the sensor of each row in
+# a long table: one row per timestamp and sensor, as databases and PeMS-style exports hold it.
+_SENSOR_ID_NAMES = frozenset({
+    "sensor", "sensorid", "sensorname", "station", "stationid", "detector", "detectorid", "det", "detid",
+    "node", "nodeid", "id", "vds", "vdsid", "segment", "segmentid", "link", "linkid", "location",
+    "locationid", "site", "siteid", "loop", "loopid",
+})  # fmt: skip
+# In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
+_LONG_MIN_REPEAT = 1.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,11 +283,15 @@ def _looks_like_dates(column: pd.Series) -> bool:
     return True
 
 
-def _check_order(timestamps: pd.DatetimeIndex, label: str) -> None:
-    """Require timestamps in order: rows out of order are more likely a mistake than data."""
+def _check_timestamps_present(timestamps: pd.DatetimeIndex, label: str) -> None:
     missing = np.flatnonzero(timestamps.isna())
     if missing.size:
         raise DataError(f"{label}: data row {missing[0] + 1} has no timestamp; every row needs one, fill or drop it")
+
+
+def _check_order(timestamps: pd.DatetimeIndex, label: str) -> None:
+    """Require timestamps in order: rows out of order are more likely a mistake than data."""
+    _check_timestamps_present(timestamps, label)
     bad = np.flatnonzero(np.diff(timestamps.asi8) < 0)
     if bad.size:
         row = int(bad[0]) + 1
@@ -378,6 +392,90 @@ def _reindex_to_step(
     return full, grid
 
 
+def _sensor_ids_of(column: pd.Series) -> pd.Series | None:
+    """The column as sensor ids (text), or None where it cannot name sensors (gaps, fractions, dates)."""
+    if column.isna().any() or pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        numbers = column.to_numpy(dtype=np.float64)
+        if not np.isfinite(numbers).all() or (numbers != np.round(numbers)).any():
+            return None  # readings, not ids
+        return pd.Series(numbers.astype(np.int64), index=column.index)
+    cells = column.astype(str).str.strip()
+    return None if (cells == "").any() else cells
+
+
+def _long_to_wide(
+    frame: pd.DataFrame, timestamps: pd.DatetimeIndex, timestamp_column: str | None, label: str
+) -> pd.DataFrame | None:
+    """A long table (a row per timestamp and sensor) pivoted to one column per sensor, or None if wide.
+
+    Read as a wide file, such a table would make the sensor-id column a "sensor" and
+    average every sensor into one series at each repeated timestamp. The sensor column
+    is the one named like one (sensor_id, station, detector, ...), or else the one
+    column of whole numbers or text that tells the rows of each timestamp apart, while
+    the timestamps repeat, and has as many values as most timestamps have rows (each
+    sensor once). The one numeric column left holds the readings.
+    """
+    rows = len(frame)
+    times = pd.Series(timestamps.asi8, index=frame.index)
+    per_time = times.value_counts()
+    repeats = rows >= _LONG_MIN_REPEAT * len(per_time)
+    usual_rows = int(per_time.mode().max()) if repeats else 0  # rows at most timestamps: one per sensor
+    named: list[str] = []
+    shaped: list[str] = []
+    for c in frame.columns:
+        if c == timestamp_column:
+            continue
+        ids = _sensor_ids_of(frame[c])
+        if ids is None or ids.nunique() > max(1, rows // 2):  # a row counter is no sensor id
+            continue
+        if re.sub(r"[^a-z0-9]", "", c.lower()) in _SENSOR_ID_NAMES:
+            named.append(c)
+        elif (
+            repeats
+            and ids.nunique() == usual_rows  # most timestamps hold every sensor once
+            and not pd.DataFrame({"t": times, "id": ids}).duplicated().any()  # and tell their rows apart
+        ):
+            shaped.append(c)
+    found = named or shaped
+    if not found:
+        return None
+    if len(found) > 1:
+        raise DataError(
+            f"{label}: looks like a long table (a row per timestamp and sensor), but {found} could each name "
+            "the sensor; keep one of them (drop the others from the file)"
+        )
+    id_column = found[0]
+    _check_timestamps_present(timestamps, label)
+    time_name = timestamp_column or "timestamp"
+    others = [c for c in frame.columns if c not in (timestamp_column, id_column)]
+    numeric = {c: v for c in others if (v := _as_numbers(frame[c])) is not None}
+    if len(numeric) != 1:
+        what = f"several value columns {list(numeric)}" if numeric else "no numeric value column"
+        raise DataError(
+            f"{label}: a long table (a row per {time_name!r} and sensor {id_column!r}) needs one column "
+            f"of readings, but has {what}; save it with only the {time_name!r}, {id_column!r} and readings columns"
+        )
+    ((value_column, values),) = numeric.items()
+    ignored = [c for c in others if c != value_column]
+    ids = _sensor_ids_of(frame[id_column])
+    assert ids is not None
+    cells = pd.DataFrame({"t": timestamps, "id": ids.to_numpy(), "v": values})
+    grouped = cells.groupby(["t", "id"], sort=True)["v"]
+    shared = int((grouped.size() > 1).sum())
+    wide = grouped.mean().unstack("id")  # sorted by time; sensors by id (numerically for numbers)
+    wide.columns = [str(c) for c in wide.columns]
+    wide.index = pd.DatetimeIndex(wide.index, name=timestamp_column)
+    log.info(
+        "%s: a long table: %d sensors from column %r, readings from %r%s%s",
+        label, wide.shape[1], id_column, value_column,
+        f"; columns {ignored} left out" if ignored else "",
+        f"; {shared} timestamp-sensor pairs held several rows, averaged" if shared else "",
+    )  # fmt: skip
+    return wide
+
+
 def _reject_duplicates(columns: list[str], label: str) -> None:
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
@@ -456,6 +554,11 @@ def _frame_to_series(
             timestamp_column = columns_in[0]
         if timestamp_column is not None:
             timestamps = _parse_timestamps(frame[timestamp_column], label)
+    if timestamps is not None:
+        wide = _long_to_wide(frame, timestamps, timestamp_column, label)
+        if wide is not None:
+            frame, timestamps, timestamp_column = wide, wide.index, None
+            columns_in = list(wide.columns)
     candidates = [c for c in columns_in if c != timestamp_column]
     sensors = _pick_sensors(candidates, columns, exclude_columns, label, timestamp_column)
     if sensors and sensors[0] == "Unnamed: 0":
@@ -607,7 +710,8 @@ def load_series(
 
     Args:
         path: A ``.csv`` or ``.parquet`` file (optional timestamp column named timestamp,
-            time, date, datetime or date_time, or a first column of dates), a ``.npz``
+            time, date, datetime or date_time, or a first column of dates; a long table,
+            a row per timestamp and sensor, is pivoted to this form), a ``.npz``
             holding one (T, N) or (T, N, C) array (channel 0 is used), or an HDF5 file
             (``.h5``, ``.hdf5``, ``.hdf``): a frame saved with ``DataFrame.to_hdf`` (as
             METR-LA and PEMS-BAY ship) or an array as in a ``.npz``.
@@ -620,7 +724,8 @@ def load_series(
         start: First timestamp for ``freq`` in a file without timestamps (default
             2000-01-01); needs ``freq``.
         columns: The sensor columns to use, in this order (others, such as covariates,
-            are left out); the sensors of an array are named S000, S001, ...
+            are left out); the sensors of an array are named S000, S001, ..., those of a
+            long table by their ids.
         exclude_columns: Columns to leave out; the rest are the sensors.
 
     Returns:
@@ -751,7 +856,8 @@ def as_series(
     Args:
         obj: A TrafficSeries (returned as is, or with zeros masked when
             ``zero_is_missing``), a (T, N) or (T, N, C) array (channel 0), or a wide
-            DataFrame whose DatetimeIndex or timestamp column gives the timestamps.
+            DataFrame whose DatetimeIndex or timestamp column gives the timestamps (a
+            long one, a row per timestamp and sensor, is pivoted to it).
         zero_is_missing: True: exact zeros are missing readings; False: readings; None
             (the default): an array's or frame's are missing where they look like
             outages, as :func:`load_series` reads a file's; a series stays as it was read.
