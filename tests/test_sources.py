@@ -338,6 +338,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["time"]}, "'time' is the timestamp column"),
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["a"], "exclude_columns": ["b"]}, "not both"),
         ("data.csv", "time,a\n2024-01-01,1\nsoon,2\n", {}, "timestamp column 'time' holds values that are not dates"),
+        ("data.csv", "time,a\n1,1\n2,2\n", {}, r"holds numbers, not dates \(nor Unix times in seconds or milliseconds\)"),
         ("data.csv", "a,b\n,\n,\n", {}, r"no sensor has a single reading"),
         ("data.csv", "a,b\n0,0\n0,0\n", {"zero_is_missing": True}, r"no sensor has a single reading.*--zero-is-missing"),
         ("data.csv", "a,a\n1,2\n3,4\n", {}, "duplicate column names"),
@@ -402,6 +403,30 @@ def test_gaps_in_timestamps_become_masked_steps(tmp_path: Path, caplog: pytest.L
     (line,) = _warnings(caplog)
     assert "2 gaps in the timestamps: 3 missing steps of 5min (37.5 % of 8)" in line
     assert "longest gap is 0 days 00:15:00 (2 steps) between the readings at 2024-01-01 00:05:00 and 2024-01-01 00:20:00" in line
+
+
+def test_offsets_across_daylight_saving_time_read_as_utc(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # ISO stamps with the local offset, as agencies' APIs export them: -08:00, then -07:00
+    stamps = pd.date_range("2024-03-10 01:45", periods=4, freq="5min", tz="America/Los_Angeles")
+    lines = [f"{s.isoformat()},{i}" for i, s in enumerate(stamps)]
+    assert lines[1].startswith("2024-03-10T01:50:00-08:00") and lines[3].startswith("2024-03-10T03:00:00-07:00")
+    for name, header in (("named.csv", "timestamp,a"), ("first.csv", "when,a")):  # named, or found as dates
+        path = _write(tmp_path / name, "\n".join([header, *lines]) + "\n")
+        with caplog.at_level(logging.INFO, logger="tuning.sources"):
+            series = load_series(path)
+        assert list(series.timestamps) == list(stamps.tz_convert("UTC"))  # no hour lost or doubled
+        np.testing.assert_array_equal(series.values[:, 0], [0, 1, 2, 3])
+    assert "change (daylight saving time): read as UTC" in caplog.text
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("seconds", 1), ("milliseconds", 1000)])
+def test_unix_times_read_as_utc(tmp_path: Path, unit: str, scale: int, caplog: pytest.LogCaptureFixture) -> None:
+    path = _write(tmp_path / "epoch.csv", "".join(f"{1_700_000_000 * scale + i * 300 * scale},{i}\n" for i in range(3)))
+    path.write_text("time,a\n" + path.read_text())
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(path)
+    assert list(series.timestamps) == list(pd.date_range("2023-11-14 22:13:20", periods=3, freq="5min", tz="UTC"))
+    assert f"holds Unix times in {unit}: read as UTC" in caplog.text
 
 
 def test_freq_sets_the_grid_of_a_file_with_timestamps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -250,22 +250,66 @@ def _as_numbers(column: pd.Series) -> np.ndarray | None:
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _to_datetimes(column: pd.Series) -> tuple[pd.DatetimeIndex, bool]:
+    """Parse text dates; offsets that change within the column (daylight saving time) give UTC.
+
+    Returns the timestamps and whether they were put in UTC for that reason. Raises
+    pandas' ValueError, TypeError or OverflowError for cells that are no dates.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # pandas 2: mixed offsets parse as objects, with a warning
+        try:
+            parsed = pd.DatetimeIndex(pd.to_datetime(column))
+        except ValueError:  # pandas 3: "Mixed timezones detected"; pandas 2 fails in DatetimeIndex
+            try:
+                utc = pd.DatetimeIndex(pd.to_datetime(column, utc=True))
+            except (ValueError, TypeError, OverflowError):
+                pass
+            else:
+                return utc, True
+            raise
+    return parsed, False
+
+
+def _epoch_unit(column: pd.Series) -> str | None:
+    """'s' or 'ms' when a numeric timestamp column holds Unix times (2001-2096), else None."""
+    numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = numbers[np.isfinite(numbers)]
+    if finite.size == 0 or (finite != np.round(finite)).any():
+        return None
+    for unit, scale in (("s", 1), ("ms", 1_000)):
+        if 1e9 * scale <= finite.min() and finite.max() < 4e9 * scale:
+            return unit
+    return None
+
+
 def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
     """Parse a named timestamp column; a failure is the user's to fix."""
     if pd.api.types.is_numeric_dtype(column.dtype):
-        raise DataError(
-            f"{label}: timestamp column {column.name!r} holds numbers, not dates; write dates such as "
-            "'2024-01-01 08:00', or rename the column if it holds sensor readings"
-        )
+        unit = _epoch_unit(column)
+        if unit is None:
+            raise DataError(
+                f"{label}: timestamp column {column.name!r} holds numbers, not dates (nor Unix times in seconds or "
+                "milliseconds); write dates such as '2024-01-01 08:00', or rename the column if it holds sensor readings"
+            )
+        log.info("%s: timestamp column %r holds Unix times in %s: read as UTC", label, column.name,
+                 "seconds" if unit == "s" else "milliseconds")  # fmt: skip
+        return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return pd.DatetimeIndex(pd.to_datetime(column))
+        timestamps, mixed = _to_datetimes(column)
     except (ValueError, TypeError, OverflowError) as e:
         raise DataError(
             f"{label}: timestamp column {column.name!r} holds values that are not dates: "
             f"{_first_line(e)}; fix those cells or use one consistent date format"
         ) from e
+    if mixed:
+        log.info(
+            "%s: the UTC offsets of timestamp column %r change (daylight saving time): read as UTC, so the steps "
+            "stay regular and time of day is UTC's",
+            label, column.name,
+        )  # fmt: skip
+    return timestamps
 
 
 def _looks_like_dates(column: pd.Series) -> bool:
@@ -275,9 +319,7 @@ def _looks_like_dates(column: pd.Series) -> bool:
     if pd.api.types.is_numeric_dtype(column.dtype) or _as_numbers(column) is not None:
         return False
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            pd.to_datetime(column)
+        _to_datetimes(column)
     except (ValueError, TypeError, OverflowError):
         return False
     return True
