@@ -128,6 +128,24 @@ def test_csv_with_timestamp_column(tmp_path: Path) -> None:
     assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=3, freq="5min"))
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("timestamp;a;b\n2024-01-01 00:00;61,5;58\n2024-01-01 00:05;60,25;\n", "fields separated by ';', decimal comma"),
+        ("timestamp;a;b\n2024-01-01 00:00;61.5;58\n2024-01-01 00:05;60.25;\n", "fields separated by ';'"),
+        ("timestamp\ta\tb\n2024-01-01 00:00\t61.5\t58\n2024-01-01 00:05\t60.25\t\n", "fields separated by '\\t'"),
+        ("timestamp|a|b\n2024-01-01 00:00|61.5|58\n2024-01-01 00:05|60.25|\n", "fields separated by '|'"),
+    ],
+)
+def test_csv_separators_and_decimal_commas(tmp_path: Path, text: str, said: str, caplog: pytest.LogCaptureFixture) -> None:
+    # read with commas, "61,5;58" split inside the number and became a row index: a wrong series, no error
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(_write(tmp_path / "data.csv", text))
+    assert series.sensor_ids == ("a", "b")
+    np.testing.assert_array_equal(series.values, np.array([[61.5, 58], [60.25, NAN]], dtype=np.float32))
+    assert said in caplog.text
+
+
 def test_csv_first_column_of_dates_is_the_timestamp(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("when,a\n2024-01-01,1\n2024-01-02,2\n")

@@ -39,6 +39,7 @@ _SENSOR_ID_NAMES = frozenset({
     "node", "nodeid", "id", "vds", "vdsid", "segment", "segmentid", "link", "linkid", "location",
     "locationid", "site", "siteid", "loop", "loopid",
 })  # fmt: skip
+_DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*$")
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
 
@@ -524,11 +525,30 @@ def _reject_duplicates(columns: list[str], label: str) -> None:
         raise DataError(f"{label}: duplicate column names {duplicated}: every sensor needs its own column; rename them")
 
 
+def _csv_dialect(path: Path) -> tuple[str, str]:
+    """The separator and decimal mark, from the first lines.
+
+    Excel in much of Europe writes ``;`` between fields and ``,`` in numbers. Read with
+    commas, such a file's rows split inside numbers and pandas takes the pieces for an
+    index: a wrong series with no error.
+    """
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        lines = [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
+    header = lines[0] if lines else ""
+    sep = max((",", ";", "\t", "|"), key=header.count)  # a tie (no separator at all) keeps ","
+    if sep == "," or not any(_DECIMAL_COMMA.match(field) for line in lines[1:] for field in line.split(sep)):
+        return sep, "."
+    return sep, ","
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV, first checking the raw header: pandas would silently rename 'a', 'a' to 'a', 'a.1'."""
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0]
+    sep, decimal = _csv_dialect(path)
+    if sep != ",":
+        log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep).iloc[0]
     _reject_duplicates([c.strip() for c in header], str(path))
-    return pd.read_csv(path)
+    return pd.read_csv(path, sep=sep, decimal=decimal)
 
 
 def _pick_sensors(
