@@ -437,6 +437,22 @@ def test_offsets_across_daylight_saving_time_read_as_utc(tmp_path: Path, caplog:
     assert "change (daylight saving time): read as UTC" in caplog.text
 
 
+@pytest.mark.parametrize("days", [20, 10, 1])  # 10 days and 1: every day <= 12, so both readings parse
+@pytest.mark.parametrize(("fmt", "dayfirst"), [("%d.%m.%Y %H:%M", True), ("%d/%m/%Y %H:%M", True), ("%m/%d/%Y %H:%M", False)])
+def test_day_first_dates(tmp_path: Path, fmt: str, dayfirst: bool, days: int, caplog: pytest.LogCaptureFixture) -> None:
+    # pandas reads 13.03.2024 as month 13 (refused) and 01.03.2024 as 3 January (a month's step at midnight)
+    stamps = pd.date_range("2024-03-01", periods=days * 96, freq="15min")
+    frame = pd.DataFrame({"timestamp": stamps.strftime(fmt), "a": np.arange(len(stamps), dtype=float)})
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "data.csv")
+    if days == 1 and fmt.startswith("%d/"):  # one day of 01/03/2024 is 3 January to pandas and to an American
+        dayfirst, stamps = False, pd.date_range("2024-01-03", periods=96, freq="15min")
+    assert list(series.timestamps) == list(stamps)
+    assert ("dates read day first" in caplog.text) is dayfirst
+    assert "(01.03.2024 00:00 is 1 March 2024)" in caplog.text or not fmt.startswith("%d.")
+
+
 @pytest.mark.parametrize(("unit", "scale"), [("seconds", 1), ("milliseconds", 1000)])
 def test_unix_times_read_as_utc(tmp_path: Path, unit: str, scale: int, caplog: pytest.LogCaptureFixture) -> None:
     path = _write(tmp_path / "epoch.csv", "".join(f"{1_700_000_000 * scale + i * 300 * scale},{i}\n" for i in range(3)))

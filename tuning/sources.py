@@ -40,6 +40,7 @@ _SENSOR_ID_NAMES = frozenset({
     "locationid", "site", "siteid", "loop", "loopid",
 })  # fmt: skip
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*$")
+_NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024: day or month first?
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
 
@@ -251,26 +252,65 @@ def _as_numbers(column: pd.Series) -> np.ndarray | None:
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _to_datetimes(column: pd.Series) -> tuple[pd.DatetimeIndex, bool]:
-    """Parse text dates; offsets that change within the column (daylight saving time) give UTC.
-
-    Returns the timestamps and whether they were put in UTC for that reason. Raises
-    pandas' ValueError, TypeError or OverflowError for cells that are no dates.
-    """
+def _parse_text_dates(column: pd.Series, dayfirst: bool) -> tuple[pd.DatetimeIndex, bool]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", FutureWarning)  # pandas 2: mixed offsets parse as objects, with a warning
         try:
-            parsed = pd.DatetimeIndex(pd.to_datetime(column))
+            return pd.DatetimeIndex(pd.to_datetime(column, dayfirst=dayfirst)), False
         except ValueError:  # pandas 3: "Mixed timezones detected"; pandas 2 fails in DatetimeIndex
             try:
-                utc = pd.DatetimeIndex(pd.to_datetime(column, utc=True))
+                return pd.DatetimeIndex(pd.to_datetime(column, dayfirst=dayfirst, utc=True)), True
             except (ValueError, TypeError, OverflowError):
                 pass
-            else:
-                return utc, True
             raise
-    return parsed, False
+
+
+def _regularity(timestamps: pd.DatetimeIndex) -> tuple[float, float]:
+    """Sort key for two readings of the same dates: the share of steps of the usual size, then a short span."""
+    stamps = timestamps.dropna().asi8
+    steps = np.diff(stamps)
+    if steps.size == 0:
+        return 0.0, 0.0
+    _, counts = np.unique(steps, return_counts=True)
+    return float(counts.max() / steps.size), -float(stamps.max() - stamps.min())
+
+
+def _to_datetimes(column: pd.Series) -> tuple[pd.DatetimeIndex, list[str]]:
+    """Parse text dates, those too that pandas alone would refuse or misread; the notes say how (for the log).
+
+    Offsets that change within the column (daylight saving time) give UTC. Dates such as
+    03.04.2024 or 03/04/2024 are read both ways, month first (pandas' default) and day
+    first (Europe), and the reading whose steps are regular wins: month first, a file
+    from 1 to 12 March steps a month at midnight, and 13.03 cannot be read at all.
+    Raises pandas' ValueError, TypeError or OverflowError for cells that are no dates.
+    """
+    first = column.dropna().astype(str).head(1)
+    readings: dict[bool, tuple[pd.DatetimeIndex, bool]] = {}
+    error: Exception | None = None
+    for dayfirst in (False, True) if first.str.match(_NUMERIC_DATE).all() and len(first) else (False,):
+        try:
+            readings[dayfirst] = _parse_text_dates(column, dayfirst)
+        except (ValueError, TypeError, OverflowError) as e:
+            error = error or e
+    if not readings:
+        assert error is not None
+        raise error
+    # a tie (a day's data, or a day <= 12 throughout) keeps the custom of the separator
+    dots = bool(first.str.match(r"\s*\d{1,2}\.").all())
+    dayfirst = (
+        max(readings, key=lambda d: (*_regularity(readings[d][0]), d == dots)) if len(readings) > 1 else next(iter(readings))
+    )
+    timestamps, utc = readings[dayfirst]
+    notes = (
+        ["its UTC offsets change (daylight saving time): read as UTC, so the steps stay regular and time of day is UTC's"]
+        if utc
+        else []
+    )
+    if dayfirst:
+        day = timestamps[~timestamps.isna()][0]
+        notes.append(f"dates read day first ({first.iloc[0].strip()} is {day.day} {day:%B %Y})")
+    return timestamps, notes
 
 
 def _epoch_unit(column: pd.Series) -> str | None:
@@ -298,18 +338,14 @@ def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
                  "seconds" if unit == "s" else "milliseconds")  # fmt: skip
         return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True))
     try:
-        timestamps, mixed = _to_datetimes(column)
+        timestamps, notes = _to_datetimes(column)
     except (ValueError, TypeError, OverflowError) as e:
         raise DataError(
             f"{label}: timestamp column {column.name!r} holds values that are not dates: "
             f"{_first_line(e)}; fix those cells or use one consistent date format"
         ) from e
-    if mixed:
-        log.info(
-            "%s: the UTC offsets of timestamp column %r change (daylight saving time): read as UTC, so the steps "
-            "stay regular and time of day is UTC's",
-            label, column.name,
-        )  # fmt: skip
+    for note in notes:
+        log.info("%s: timestamp column %r: %s", label, column.name, note)
     return timestamps
 
 
