@@ -146,6 +146,16 @@ def test_csv_separators_and_decimal_commas(tmp_path: Path, text: str, said: str,
     assert said in caplog.text
 
 
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz", "zip"])
+def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> None:
+    frame = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "2024-01-01 00:05"], "a": [61.5, 60.0], "b": [58.0, None]})
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    frame.to_csv(tmp_path / f"data.csv.{compression}", index=False, sep=";", decimal=",")  # the dialect read inside
+    plain, packed = load_series(tmp_path / "data.csv"), load_series(tmp_path / f"data.csv.{compression}")
+    np.testing.assert_array_equal(packed.values, plain.values)
+    assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
+
+
 def test_csv_first_column_of_dates_is_the_timestamp(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("when,a\n2024-01-01,1\n2024-01-02,2\n")
@@ -366,6 +376,8 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
         ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
         ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz, \.h5, \.hdf5, \.hdf"),
+        ("data.csv.gz", b"not gzip", {}, r"cannot read as csv: Not a gzipped file"),
+        ("data.json.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv also as \.csv\.gz, \.csv\.bz2"),
     ],
 )
 def test_load_errors(tmp_path: Path, name: str, content: str | bytes, kwargs: dict[str, object], match: str) -> None:

@@ -8,7 +8,11 @@ faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
 import logging
+import lzma
 import os
 import re
 import warnings
@@ -16,6 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 import pandas as pd
@@ -27,6 +32,8 @@ _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_tim
 _HDF5 = (".h5", ".hdf5", ".hdf")
 _SUPPORTED = (".csv", ".parquet", ".npz", *_HDF5)
 _FORMATS = ".csv, .parquet, .npz or .h5"
+# Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
+_CSV_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Reindexing to the step may grow a series at most this much: beyond it the step is
 # more likely wrong (or the file mostly empty) than the data merely gappy.
@@ -561,6 +568,26 @@ def _reject_duplicates(columns: list[str], label: str) -> None:
         raise DataError(f"{label}: duplicate column names {duplicated}: every sensor needs its own column; rename them")
 
 
+def _file_type(path: Path) -> str:
+    """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz`` too."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in _CSV_COMPRESSED and suffixes[-2] == ".csv":
+        return ".csv"
+    return path.suffix.lower()
+
+
+def _open_text(path: Path) -> IO[str]:
+    opener = _CSV_COMPRESSED.get(path.suffix.lower(), open) if _file_type(path) == ".csv" else open
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            if len(names) != 1:
+                raise DataError(f"{path}: a .csv.zip must hold one file, it holds {len(names)}; unzip it and pass the CSV")
+            return io.TextIOWrapper(io.BytesIO(archive.read(names[0])), encoding="utf-8-sig", errors="replace")
+    assert opener is not None
+    return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
+
+
 def _csv_dialect(path: Path) -> tuple[str, str]:
     """The separator and decimal mark, from the first lines.
 
@@ -568,7 +595,7 @@ def _csv_dialect(path: Path) -> tuple[str, str]:
     commas, such a file's rows split inside numbers and pandas takes the pieces for an
     index: a wrong series with no error.
     """
-    with path.open(encoding="utf-8-sig", errors="replace") as f:
+    with _open_text(path) as f:
         lines = [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
     header = lines[0] if lines else ""
     sep = max((",", ";", "\t", "|"), key=header.count)  # a tie (no separator at all) keeps ","
@@ -841,11 +868,11 @@ def load_series(
         raise DataError(f"{file}: is a directory, not a data file; pass a {_FORMATS} file")
     if not file.is_file():  # a FIFO or device would block the reader or never end
         raise DataError(f"{file}: is not a regular file (a pipe, socket or device); save the data to a file and pass that")
-    suffix = file.suffix.lower()
+    suffix = _file_type(file)
     if suffix not in _SUPPORTED:
         raise DataError(
             f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are "
-            f"{', '.join(_SUPPORTED)}; convert the file to one of them"
+            f"{', '.join(_SUPPORTED)} (a .csv also as .csv.gz, .csv.bz2, .csv.xz or .csv.zip); convert the file to one of them"
         )
     label = str(file)
     mask = bool(zero_is_missing)  # auto (None) reads the zeros first, then decides
@@ -861,7 +888,7 @@ def load_series(
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError, lzma.LZMAError) as e:
         raise DataError(
             f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
         ) from e
