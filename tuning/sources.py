@@ -583,7 +583,9 @@ def _open_text(path: Path) -> IO[str]:
             names = [n for n in archive.namelist() if not n.endswith("/")]
             if len(names) != 1:
                 raise DataError(f"{path}: a .csv.zip must hold one file, it holds {len(names)}; unzip it and pass the CSV")
-            return io.TextIOWrapper(io.BytesIO(archive.read(names[0])), encoding="utf-8-sig", errors="replace")
+            with archive.open(names[0]) as member:
+                head = member.read(1 << 20)  # the first lines are all that is read here; pandas reads the rest
+            return io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", errors="replace")
     assert opener is not None
     return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
 
