@@ -213,6 +213,31 @@ def test_a_sensor_the_model_never_learned_is_forecast_as_nan(series: TrafficSeri
     assert got.loc[got["sensor"] != "S001", "forecast"].notna().all()
 
 
+def test_a_long_tables_readings_column_is_read_again_for_forecasts(
+    series: TrafficSeries, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # speed, flow and occupancy per row, as PeMS-style exports hold them: trained on speed,
+    # the model must read speed from new tables without being told again
+    def long(part: TrafficSeries) -> pd.DataFrame:
+        frame = _frame(part).rename_axis(columns="station").stack(future_stack=True).rename("speed").reset_index()
+        return frame.assign(flow=frame["speed"] * 20, occupancy=0.1)
+
+    long(_part(series, 0, 600)).to_csv(tmp_path / "week.csv", index=False)
+    latest = long(_part(series, 600, 700))
+    latest.to_csv(tmp_path / "latest.csv", index=False)
+    argv = ["--data", str(tmp_path / "week.csv"), "--output", str(tmp_path / "m"), "--max-epochs", "1", "--quiet"]
+    assert _run(train, argv) == 2  # three value columns: which one is the user's to say
+    assert "several value columns ['speed', 'flow', 'occupancy']" in capsys.readouterr().err
+    assert _run(train, [*argv, "--columns", "speed"]) == 0
+    forecaster = load_model(tmp_path / "m")
+    assert forecaster.readings == "speed"
+    expected = forecaster.predict(_part(series, 600, 700))
+    assert forecaster.predict(latest)["forecast"].tolist() == expected["forecast"].tolist()
+    assert _run(predict, ["--model", str(tmp_path / "m"), "--data", str(tmp_path / "latest.csv"), "--output",
+                          str(tmp_path / "f.csv")]) == 0  # fmt: skip
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "f.csv")["forecast"], expected["forecast"], rtol=1e-5)
+
+
 def test_a_model_without_timestamps_forecasts_steps(series: TrafficSeries, tmp_path: Path) -> None:
     array = series.values[:500]
     data = prepare_data(array, LS, LT)

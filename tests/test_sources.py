@@ -568,10 +568,29 @@ def test_a_long_table_by_its_shape_with_text_ids_and_extra_columns() -> None:
     np.testing.assert_allclose(doubled.values[1:], expected[1:] + 1, rtol=1e-6)  # repeated rows are averaged
 
 
+def test_columns_pick_a_long_tables_readings_and_sensors(tmp_path: Path) -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=1)
+    long = _long(series, id_column="station").assign(flow=7.0, occupancy=0.1)  # as PeMS exports hold them
+    speed = as_series(long, name="frame", zero_is_missing=False, columns=["speed"])
+    assert speed.sensor_ids == series.sensor_ids
+    np.testing.assert_array_equal(speed.values, series.values)
+    flow = as_series(long, name="frame", exclude_columns=["speed", "occupancy", "S001"])  # and a sensor left out
+    assert flow.sensor_ids == ("S000", "S002") and (flow.values == 7).all()
+    long.to_csv(tmp_path / "long.csv", index=False)
+    picked = load_series(tmp_path / "long.csv", columns=["speed", "S002", "S000"], zero_is_missing=False)
+    assert picked.sensor_ids == ("S002", "S000")
+    np.testing.assert_allclose(picked.values, series.values[:, [2, 0]], rtol=1e-6)
+    with pytest.raises(DataError, match=r"--columns names \['speed', 'flow'\] of this long table's columns; name one"):
+        load_series(tmp_path / "long.csv", columns=["speed", "flow"])
+
+
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (lambda f: f.assign(flow=1.0), r"needs one column of readings, but has several value columns \['speed', 'flow'\]"),
+        (
+            lambda f: f.assign(flow=1.0),
+            r"several value columns \['speed', 'flow'\]; name the one to forecast with --columns, e.g. --columns speed",
+        ),
         (lambda f: f.assign(station=f["sensor_id"]), r"\['sensor_id', 'station'\] could each name the sensor"),
         (lambda f: f.assign(speed="fast"), "but has no numeric value column"),
         (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5)), "data row 6 has no timestamp"),

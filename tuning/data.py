@@ -231,6 +231,8 @@ class PreparedData:
     untrained_sensors: tuple[str, ...] = ()
     # Exact zeros were read as missing (TrafficSeries.zeros_missing): new data must be read so too.
     zeros_missing: bool = False
+    # A long table's readings column (TrafficSeries.readings): new long tables are read from it.
+    readings: str | None = None
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -275,6 +277,7 @@ class PreparedData:
             "freq": self.freq,
             "untrained_sensors": list(self.untrained_sensors),
             "zeros_missing": self.zeros_missing,
+            "readings": self.readings,
         }
 
 
@@ -584,5 +587,6 @@ def prepare_data(
         weekdays_in_training=days,
         untrained_sensors=untrained,
         zeros_missing=series.zeros_missing,
+        readings=series.readings,
         freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

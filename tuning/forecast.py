@@ -63,6 +63,8 @@ class Forecaster:
     source: str = "the model"
     untrained_sensors: tuple[str, ...] = ()
     """Sensors without a reading in the training part (dead detectors): forecast as NaN."""
+    readings: str | None = None
+    """The long table's column the model was trained on (speed beside flow): new long tables are read from it."""
 
     @property
     def len_source(self) -> int:
@@ -113,7 +115,7 @@ class Forecaster:
         """``data`` as a series with the model's sensors and which of them have no reading at all
         (a boolean mask), or a one-line refusal saying what does not fit."""
         name = data.name if isinstance(data, TrafficSeries) else f"the {type(data).__name__}"
-        series = as_series(data, zero_is_missing=self.zero_is_missing, name=name)
+        series = as_series(data, zero_is_missing=self.zero_is_missing, name=name, readings=self.readings)
         if self.picked_sensors and series.sensor_ids != self.sensor_ids and set(self.sensor_ids) <= set(series.sensor_ids):
             series = select_sensors(series, self.sensor_ids)  # the same choice of sensors as in training
         check_same_sensors(self.sensor_ids, series, self.source)
@@ -258,6 +260,7 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
         picked_sensors=bool(options.get("columns") or options.get("exclude_columns")),
         source=f"the model in {path.parent}",
         untrained_sensors=tuple(str(s) for s in doc.get("untrained_sensors") or ()),
+        readings=doc.get("readings"),
     )
 
 

@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             forecaster = dataclasses.replace(forecaster, zero_is_missing=args.zero_is_missing)
         series = load_data_arg(
             args.data, zero_is_missing=forecaster.zero_is_missing, freq=args.freq,
-            start=args.start, columns=args.columns, exclude_columns=args.exclude_columns,
+            start=args.start, columns=args.columns, exclude_columns=args.exclude_columns, readings=forecaster.readings,
         )  # fmt: skip
         frame = forecaster.predict(series)
         log.info(

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,9 @@ class TrafficSeries:
     # Exact zeros were read as missing readings (asked for, or found to be outages): a
     # model trained on this series reads new data the same way.
     zeros_missing: bool = False
+    # The column of a long table the readings came from (speed, beside flow and occupancy):
+    # a model trained on this series reads new long tables from it too.
+    readings: str | None = None
 
     def __post_init__(self) -> None:
         """Check the shape invariants every consumer relies on (bugs, not user errors)."""
@@ -491,9 +494,22 @@ def _sensor_ids_of(column: pd.Series) -> pd.Series | None:
     return None if (cells == "").any() else cells
 
 
+class _Long(NamedTuple):
+    wide: pd.DataFrame
+    readings: str  # the column the readings came from
+    columns: list[str] | None  # the names of ``columns`` / ``exclude_columns`` that are sensor ids
+    exclude_columns: list[str] | None
+
+
 def _long_to_wide(
-    frame: pd.DataFrame, timestamps: pd.DatetimeIndex, timestamp_column: str | None, label: str
-) -> pd.DataFrame | None:
+    frame: pd.DataFrame,
+    timestamps: pd.DatetimeIndex,
+    timestamp_column: str | None,
+    label: str,
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+    readings: str | None = None,
+) -> _Long | None:
     """A long table (a row per timestamp and sensor) pivoted to one column per sensor, or None if wide.
 
     Read as a wide file, such a table would make the sensor-id column a "sensor" and
@@ -501,7 +517,10 @@ def _long_to_wide(
     is the one named like one (sensor_id, station, detector, ...), or else the one
     column of whole numbers or text that tells the rows of each timestamp apart, while
     the timestamps repeat, and has as many values as most timestamps have rows (each
-    sensor once). The one numeric column left holds the readings.
+    sensor once). The readings are the one numeric column left, or the one that
+    ``columns`` names (``exclude_columns`` leaves columns out), or else ``readings``
+    (the column a model was trained on); the other names in ``columns`` and
+    ``exclude_columns`` are sensor ids, returned to be picked from the pivoted table.
     """
     rows = len(frame)
     times = pd.Series(timestamps.asi8, index=frame.index)
@@ -536,12 +555,17 @@ def _long_to_wide(
     _check_timestamps_present(timestamps, label)
     time_name = timestamp_column or "timestamp"
     others = [c for c in frame.columns if c not in (timestamp_column, id_column)]
-    numeric = {c: v for c in others if (v := _as_numbers(frame[c])) is not None}
+    keys = {timestamp_column, id_column}
+    picked = [c for c in columns or () if c in others] or ([readings] if readings is not None and readings in others else [])
+    dropped = [c for c in exclude_columns or () if c in others]
+    numeric = {c: v for c in (picked or others) if c not in dropped and (v := _as_numbers(frame[c])) is not None}
+    if picked and (len(picked) > 1 or not numeric):
+        raise DataError(f"{label}: --columns names {picked} of this long table's columns; name one column of numeric readings")
     if len(numeric) != 1:
         what = f"several value columns {list(numeric)}" if numeric else "no numeric value column"
         raise DataError(
             f"{label}: a long table (a row per {time_name!r} and sensor {id_column!r}) needs one column "
-            f"of readings, but has {what}; save it with only the {time_name!r}, {id_column!r} and readings columns"
+            f"of readings, but has {what}; name the one to forecast with --columns, e.g. --columns {(list(numeric) or ['speed'])[0]}"
         )
     ((value_column, values),) = numeric.items()
     ignored = [c for c in others if c != value_column]
@@ -559,7 +583,9 @@ def _long_to_wide(
         f"; columns {ignored} left out" if ignored else "",
         f"; {shared} timestamp-sensor pairs held several rows, averaged" if shared else "",
     )  # fmt: skip
-    return wide
+    rest = [c for c in columns or () if c not in picked and c not in keys]
+    rest_excluded = [c for c in exclude_columns or () if c not in dropped and c not in keys]
+    return _Long(wide, value_column, rest or None, rest_excluded or None)
 
 
 def _reject_duplicates(columns: list[str], label: str) -> None:
@@ -664,6 +690,7 @@ def _frame_to_series(
     freq: str | None = None,
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
+    readings: str | None = None,
 ) -> TrafficSeries:
     """Split a wide frame into timestamps and sensor columns, rejecting anything else."""
     columns_in = [str(c).strip() for c in frame.columns]
@@ -682,10 +709,11 @@ def _frame_to_series(
         if timestamp_column is not None:
             timestamps = _parse_timestamps(frame[timestamp_column], label)
     if timestamps is not None:
-        wide = _long_to_wide(frame, timestamps, timestamp_column, label)
-        if wide is not None:
-            frame, timestamps, timestamp_column = wide, wide.index, None
-            columns_in = list(wide.columns)
+        long = _long_to_wide(frame, timestamps, timestamp_column, label, columns, exclude_columns, readings)
+        readings = None if long is None else long.readings
+        if long is not None:
+            frame, timestamps, timestamp_column = long.wide, long.wide.index, None
+            columns_in, columns, exclude_columns = list(long.wide.columns), long.columns, long.exclude_columns
     candidates = [c for c in columns_in if c != timestamp_column]
     sensors = _pick_sensors(candidates, columns, exclude_columns, label, timestamp_column)
     if sensors and sensors[0] == "Unnamed: 0":
@@ -722,7 +750,7 @@ def _frame_to_series(
         values, timestamps = _reindex_to_step(values, timestamps, freq, label)
         if len(timestamps) < 2:
             raise DataError(f"{label}: has {len(timestamps)} distinct timestamp(s); at least 2 time steps are needed")
-    return TrafficSeries(values, timestamps, tuple(sensors), name, zeros_missing=zero_is_missing)
+    return TrafficSeries(values, timestamps, tuple(sensors), name, zeros_missing=zero_is_missing, readings=readings)
 
 
 def _array_to_series(array: np.ndarray, label: str, name: str, zero_is_missing: bool) -> TrafficSeries:
@@ -828,6 +856,7 @@ def load_series(
     start: str | None = None,
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
+    readings: str | None = None,
 ) -> TrafficSeries:
     """Load a wide traffic file: one row per time step, one column per sensor.
 
@@ -854,6 +883,8 @@ def load_series(
             are left out); the sensors of an array are named S000, S001, ..., those of a
             long table by their ids.
         exclude_columns: Columns to leave out; the rest are the sensors.
+        readings: A long table's column to read when ``columns`` names none (the one a
+            model was trained on: ``TrafficSeries.readings``).
 
     Returns:
         The series, named after the file, with float32 values and nan for missing cells.
@@ -885,7 +916,9 @@ def load_series(
             series = select_sensors(series, columns, exclude_columns, label=label)
         else:
             frame = read if read is not None else _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
-            series = _frame_to_series(frame, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns)
+            series = _frame_to_series(
+                frame, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns, readings=readings
+            )
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
@@ -973,7 +1006,13 @@ def outage_zeros_missing(series: TrafficSeries, label: str) -> TrafficSeries:
 
 
 def as_series(
-    obj: TrafficSeries | np.ndarray | pd.DataFrame, *, zero_is_missing: bool | None = None, name: str = "array"
+    obj: TrafficSeries | np.ndarray | pd.DataFrame,
+    *,
+    zero_is_missing: bool | None = None,
+    name: str = "array",
+    columns: Sequence[str] | None = None,
+    exclude_columns: Sequence[str] | None = None,
+    readings: str | None = None,
 ) -> TrafficSeries:
     """Turn in-memory data into a :class:`TrafficSeries` so callers can skip files.
 
@@ -989,21 +1028,26 @@ def as_series(
             (the default): an array's or frame's are missing where they look like
             outages, as :func:`load_series` reads a file's; a series stays as it was read.
         name: Name for the series; it also prefixes error messages.
+        columns, exclude_columns, readings: The sensors to use or leave out, and a long
+            table's readings column, as :func:`load_series` takes them.
 
     Returns:
         The series with float32 values; the input is never modified.
     """
     if isinstance(obj, TrafficSeries):
         if not zero_is_missing and obj.values.flags.c_contiguous:
-            return obj
+            return select_sensors(obj, columns, exclude_columns, label=name)
         values = np.array(obj.values, order="C")  # the windows index the series as flat memory
         if zero_is_missing:
             values[values == 0] = np.nan
-        return replace(obj, values=values, zeros_missing=obj.zeros_missing or bool(zero_is_missing))
+        series = replace(obj, values=values, zeros_missing=obj.zeros_missing or bool(zero_is_missing))
+        return select_sensors(series, columns, exclude_columns, label=name)
     if isinstance(obj, pd.DataFrame):
-        series = _frame_to_series(obj, name, name, bool(zero_is_missing))
+        series = _frame_to_series(
+            obj, name, name, bool(zero_is_missing), columns=columns, exclude_columns=exclude_columns, readings=readings
+        )
     elif isinstance(obj, np.ndarray):
-        series = _array_to_series(obj, name, name, bool(zero_is_missing))
+        series = select_sensors(_array_to_series(obj, name, name, bool(zero_is_missing)), columns, exclude_columns, label=name)
     else:
         raise TypeError(f"as_series expects a TrafficSeries, numpy array or pandas DataFrame, got {type(obj).__name__}")
     return outage_zeros_missing(series, name) if zero_is_missing is None else series

@@ -23,7 +23,7 @@ from tuning import storage
 from tuning.data import PreparedData, prepare_data
 from tuning.errors import UserError
 from tuning.fingerprint import fingerprint
-from tuning.sources import TrafficSeries, as_series, load_series, select_sensors
+from tuning.sources import TrafficSeries, as_series, load_series
 from tuning.storage import Experiment
 from tuning.sweep_settings import DATA_COPY, SweepSettings
 
@@ -80,7 +80,7 @@ def resolve_data(
         raise UserError(
             f"data must be a file path, a pandas DataFrame, a numpy array, a TrafficSeries or PreparedData, got {type(data).__name__}"
         )
-    series = select_sensors(as_series(data, zero_is_missing=zero_is_missing, name="data"), columns, exclude_columns)
+    series = as_series(data, zero_is_missing=zero_is_missing, name="data", columns=columns, exclude_columns=exclude_columns)
     return SweepData(None, origin=origin, series=series)
 
 

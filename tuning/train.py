@@ -88,13 +88,15 @@ def load_data_arg(
     start: str | None,
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
+    readings: str | None = None,
 ) -> TrafficSeries:
     """The ``--data`` flag: a file, or the embedded synthetic data set (sensors S000, S001, ...)."""
     if path is None:
         return select_sensors(synthetic_traffic(), columns, exclude_columns)
     return load_series(
-        path, zero_is_missing=zero_is_missing, freq=freq, start=start, columns=columns, exclude_columns=exclude_columns
-    )
+        path, zero_is_missing=zero_is_missing, freq=freq, start=start, columns=columns, exclude_columns=exclude_columns,
+        readings=readings,
+    )  # fmt: skip
 
 
 def sweep_data_options(config_file: str, *, data_given: bool = False) -> dict[str, Any]:
