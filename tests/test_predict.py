@@ -238,6 +238,31 @@ def test_a_long_tables_readings_column_is_read_again_for_forecasts(
     np.testing.assert_allclose(pd.read_csv(tmp_path / "f.csv")["forecast"], expected["forecast"], rtol=1e-5)
 
 
+def test_day_first_dates_are_read_day_first_again_for_forecasts(series: TrafficSeries, tmp_path: Path) -> None:
+    # a UK file: weeks of dd/mm/yyyy read day first by their regular steps; the last hours
+    # alone fit either order, and month first (pandas' default) puts them on 3 January
+    def uk(part: TrafficSeries) -> pd.DataFrame:
+        frame = _frame(part).reset_index()
+        frame["timestamp"] = frame["timestamp"].dt.strftime("%d/%m/%Y %H:%M")
+        return frame
+
+    march = dataclasses.replace(series, timestamps=series.timestamps - series.timestamps[0] + pd.Timestamp("2024-03-01"))
+    uk(_part(march, 0, 800)).to_csv(tmp_path / "weeks.csv", index=False)
+    latest = _part(march, 100, 130)  # 1 March, 08:20 to 10:45
+    uk(latest).to_csv(tmp_path / "latest.csv", index=False)
+    argv = ["--data", str(tmp_path / "weeks.csv"), "--output", str(tmp_path / "m"), "--max-epochs", "1", "--quiet"]
+    assert _run(train, argv) == 0
+    forecaster = load_model(tmp_path / "m")
+    assert forecaster.dayfirst is True
+    assert load_series(tmp_path / "latest.csv").timestamps[0] == pd.Timestamp("2024-01-03 08:20")  # alone: month first
+    assert _run(predict, ["--model", str(tmp_path / "m"), "--data", str(tmp_path / "latest.csv"), "--output",
+                          str(tmp_path / "f.csv")]) == 0  # fmt: skip
+    got = pd.read_csv(tmp_path / "f.csv", parse_dates=["timestamp"])
+    expected = forecaster.predict(latest)
+    assert got["timestamp"].iloc[0] == pd.Timestamp("2024-03-01 10:50") == expected["timestamp"].iloc[0]
+    np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)  # the same calendar inputs
+
+
 def test_a_model_without_timestamps_forecasts_steps(series: TrafficSeries, tmp_path: Path) -> None:
     array = series.values[:500]
     data = prepare_data(array, LS, LT)

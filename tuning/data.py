@@ -233,6 +233,8 @@ class PreparedData:
     zeros_missing: bool = False
     # A long table's readings column (TrafficSeries.readings): new long tables are read from it.
     readings: str | None = None
+    # Ambiguous dates were read day first (TrafficSeries.dayfirst): new data's are read so too.
+    dayfirst: bool = False
 
     def to(self, device: torch.device) -> PreparedData:
         """The same data with its series on ``device``: copied once, shared by the splits that share it."""
@@ -278,6 +280,7 @@ class PreparedData:
             "untrained_sensors": list(self.untrained_sensors),
             "zeros_missing": self.zeros_missing,
             "readings": self.readings,
+            "dayfirst": self.dayfirst,
         }
 
 
@@ -588,5 +591,6 @@ def prepare_data(
         untrained_sensors=untrained,
         zeros_missing=series.zeros_missing,
         readings=series.readings,
+        dayfirst=series.dayfirst,
         freq=None if series.timestamps is None or series.num_steps < 2 else step_of(series.timestamps),
     )

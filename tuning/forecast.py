@@ -65,6 +65,8 @@ class Forecaster:
     """Sensors without a reading in the training part (dead detectors): forecast as NaN."""
     readings: str | None = None
     """The long table's column the model was trained on (speed beside flow): new long tables are read from it."""
+    dayfirst: bool | None = None
+    """Its data's dates were read day first (01/03 as 1 March): new data that fit either order are read so too."""
 
     @property
     def len_source(self) -> int:
@@ -115,7 +117,7 @@ class Forecaster:
         """``data`` as a series with the model's sensors and which of them have no reading at all
         (a boolean mask), or a one-line refusal saying what does not fit."""
         name = data.name if isinstance(data, TrafficSeries) else f"the {type(data).__name__}"
-        series = as_series(data, zero_is_missing=self.zero_is_missing, name=name, readings=self.readings)
+        series = as_series(data, zero_is_missing=self.zero_is_missing, name=name, readings=self.readings, dayfirst=self.dayfirst)
         if self.picked_sensors and series.sensor_ids != self.sensor_ids and set(self.sensor_ids) <= set(series.sensor_ids):
             series = select_sensors(series, self.sensor_ids)  # the same choice of sensors as in training
         check_same_sensors(self.sensor_ids, series, self.source)
@@ -261,6 +263,7 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
         source=f"the model in {path.parent}",
         untrained_sensors=tuple(str(s) for s in doc.get("untrained_sensors") or ()),
         readings=doc.get("readings"),
+        dayfirst=doc.get("dayfirst"),
     )
 
 

@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         series = load_data_arg(
             args.data, zero_is_missing=forecaster.zero_is_missing, freq=args.freq,
             start=args.start, columns=args.columns, exclude_columns=args.exclude_columns, readings=forecaster.readings,
+            dayfirst=forecaster.dayfirst,
         )  # fmt: skip
         frame = forecaster.predict(series)
         log.info(

@@ -70,6 +70,9 @@ class TrafficSeries:
     # The column of a long table the readings came from (speed, beside flow and occupancy):
     # a model trained on this series reads new long tables from it too.
     readings: str | None = None
+    # Dates such as 01/03/2024 were read day first: new data whose dates could be read
+    # either way (a day's readings) are read so too.
+    dayfirst: bool = False
 
     def __post_init__(self) -> None:
         """Check the shape invariants every consumer relies on (bugs, not user errors)."""
@@ -286,41 +289,41 @@ def _regularity(timestamps: pd.DatetimeIndex) -> tuple[float, float]:
     return float(counts.max() / steps.size), -float(stamps.max() - stamps.min())
 
 
-def _to_datetimes(column: pd.Series) -> tuple[pd.DatetimeIndex, list[str]]:
+def _to_datetimes(column: pd.Series, dayfirst: bool | None = None) -> tuple[pd.DatetimeIndex, bool, list[str]]:
     """Parse text dates, those too that pandas alone would refuse or misread; the notes say how (for the log).
 
     Offsets that change within the column (daylight saving time) give UTC. Dates such as
     03.04.2024 or 03/04/2024 are read both ways, month first (pandas' default) and day
     first (Europe), and the reading whose steps are regular wins: month first, a file
-    from 1 to 12 March steps a month at midnight, and 13.03 cannot be read at all.
+    from 1 to 12 March steps a month at midnight, and 13.03 cannot be read at all. A tie
+    (a day's data) goes to ``dayfirst`` (how a model's training data were read), else
+    to the custom of the separator: day first for dots, month first for slashes.
+    Returns the timestamps, whether they were read day first, and the notes.
     Raises pandas' ValueError, TypeError or OverflowError for cells that are no dates.
     """
     first = column.dropna().astype(str).head(1)
     readings: dict[bool, tuple[pd.DatetimeIndex, bool]] = {}
     error: Exception | None = None
-    for dayfirst in (False, True) if first.str.match(_NUMERIC_DATE).all() and len(first) else (False,):
+    for order in (False, True) if first.str.match(_NUMERIC_DATE).all() and len(first) else (False,):
         try:
-            readings[dayfirst] = _parse_text_dates(column, dayfirst)
+            readings[order] = _parse_text_dates(column, order)
         except (ValueError, TypeError, OverflowError) as e:
             error = error or e
     if not readings:
         assert error is not None
         raise error
-    # a tie (a day's data, or a day <= 12 throughout) keeps the custom of the separator
-    dots = bool(first.str.match(r"\s*\d{1,2}\.").all())
-    dayfirst = (
-        max(readings, key=lambda d: (*_regularity(readings[d][0]), d == dots)) if len(readings) > 1 else next(iter(readings))
-    )
-    timestamps, utc = readings[dayfirst]
+    tie = bool(first.str.match(r"\s*\d{1,2}\.").all()) if dayfirst is None else dayfirst
+    chosen = max(readings, key=lambda d: (*_regularity(readings[d][0]), d == tie)) if len(readings) > 1 else next(iter(readings))
+    timestamps, utc = readings[chosen]
     notes = (
         ["its UTC offsets change (daylight saving time): read as UTC, so the steps stay regular and time of day is UTC's"]
         if utc
         else []
     )
-    if dayfirst:
+    if chosen:
         day = timestamps[~timestamps.isna()][0]
         notes.append(f"dates read day first ({first.iloc[0].strip()} is {day.day} {day:%B %Y})")
-    return timestamps, notes
+    return timestamps, chosen, notes
 
 
 def _epoch_unit(column: pd.Series) -> str | None:
@@ -335,8 +338,8 @@ def _epoch_unit(column: pd.Series) -> str | None:
     return None
 
 
-def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
-    """Parse a named timestamp column; a failure is the user's to fix."""
+def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = None) -> tuple[pd.DatetimeIndex, bool]:
+    """Parse a named timestamp column (and say whether day first); a failure is the user's to fix."""
     if pd.api.types.is_numeric_dtype(column.dtype):
         unit = _epoch_unit(column)
         if unit is None:
@@ -346,9 +349,9 @@ def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
             )
         log.info("%s: timestamp column %r holds Unix times in %s: read as UTC", label, column.name,
                  "seconds" if unit == "s" else "milliseconds")  # fmt: skip
-        return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True))
+        return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True)), False
     try:
-        timestamps, notes = _to_datetimes(column)
+        timestamps, chosen, notes = _to_datetimes(column, dayfirst)
     except (ValueError, TypeError, OverflowError) as e:
         raise DataError(
             f"{label}: timestamp column {column.name!r} holds values that are not dates: "
@@ -356,7 +359,7 @@ def _parse_timestamps(column: pd.Series, label: str) -> pd.DatetimeIndex:
         ) from e
     for note in notes:
         log.info("%s: timestamp column %r: %s", label, column.name, note)
-    return timestamps
+    return timestamps, chosen
 
 
 def _looks_like_dates(column: pd.Series) -> bool:
@@ -691,6 +694,7 @@ def _frame_to_series(
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TrafficSeries:
     """Split a wide frame into timestamps and sensor columns, rejecting anything else."""
     columns_in = [str(c).strip() for c in frame.columns]
@@ -698,6 +702,7 @@ def _frame_to_series(
     frame = frame.set_axis(columns_in, axis=1)
     timestamps: pd.DatetimeIndex | None = None
     timestamp_column: str | None = None
+    read_dayfirst = False
     if isinstance(frame.index, pd.DatetimeIndex):
         timestamps = frame.index
     else:
@@ -707,7 +712,7 @@ def _frame_to_series(
         elif columns_in and _looks_like_dates(frame[columns_in[0]]):
             timestamp_column = columns_in[0]
         if timestamp_column is not None:
-            timestamps = _parse_timestamps(frame[timestamp_column], label)
+            timestamps, read_dayfirst = _parse_timestamps(frame[timestamp_column], label, dayfirst)
     if timestamps is not None:
         long = _long_to_wide(frame, timestamps, timestamp_column, label, columns, exclude_columns, readings)
         readings = None if long is None else long.readings
@@ -750,7 +755,9 @@ def _frame_to_series(
         values, timestamps = _reindex_to_step(values, timestamps, freq, label)
         if len(timestamps) < 2:
             raise DataError(f"{label}: has {len(timestamps)} distinct timestamp(s); at least 2 time steps are needed")
-    return TrafficSeries(values, timestamps, tuple(sensors), name, zeros_missing=zero_is_missing, readings=readings)
+    return TrafficSeries(
+        values, timestamps, tuple(sensors), name, zeros_missing=zero_is_missing, readings=readings, dayfirst=read_dayfirst
+    )
 
 
 def _array_to_series(array: np.ndarray, label: str, name: str, zero_is_missing: bool) -> TrafficSeries:
@@ -857,6 +864,7 @@ def load_series(
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TrafficSeries:
     """Load a wide traffic file: one row per time step, one column per sensor.
 
@@ -885,6 +893,8 @@ def load_series(
         exclude_columns: Columns to leave out; the rest are the sensors.
         readings: A long table's column to read when ``columns`` names none (the one a
             model was trained on: ``TrafficSeries.readings``).
+        dayfirst: How to read dates such as 01/03/2024 that fit either order equally well
+            (a day's data): as a model's training data were (``TrafficSeries.dayfirst``).
 
     Returns:
         The series, named after the file, with float32 values and nan for missing cells.
@@ -917,8 +927,9 @@ def load_series(
         else:
             frame = read if read is not None else _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
             series = _frame_to_series(
-                frame, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns, readings=readings
-            )
+                frame, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns,
+                readings=readings, dayfirst=dayfirst,
+            )  # fmt: skip
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
@@ -1013,6 +1024,7 @@ def as_series(
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TrafficSeries:
     """Turn in-memory data into a :class:`TrafficSeries` so callers can skip files.
 
@@ -1028,8 +1040,9 @@ def as_series(
             (the default): an array's or frame's are missing where they look like
             outages, as :func:`load_series` reads a file's; a series stays as it was read.
         name: Name for the series; it also prefixes error messages.
-        columns, exclude_columns, readings: The sensors to use or leave out, and a long
-            table's readings column, as :func:`load_series` takes them.
+        columns, exclude_columns, readings, dayfirst: The sensors to use or leave out, a
+            long table's readings column and the order of ambiguous dates, as
+            :func:`load_series` takes them.
 
     Returns:
         The series with float32 values; the input is never modified.
@@ -1044,8 +1057,9 @@ def as_series(
         return select_sensors(series, columns, exclude_columns, label=name)
     if isinstance(obj, pd.DataFrame):
         series = _frame_to_series(
-            obj, name, name, bool(zero_is_missing), columns=columns, exclude_columns=exclude_columns, readings=readings
-        )
+            obj, name, name, bool(zero_is_missing), columns=columns, exclude_columns=exclude_columns,
+            readings=readings, dayfirst=dayfirst,
+        )  # fmt: skip
     elif isinstance(obj, np.ndarray):
         series = select_sensors(_array_to_series(obj, name, name, bool(zero_is_missing)), columns, exclude_columns, label=name)
     else:

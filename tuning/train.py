@@ -89,13 +89,14 @@ def load_data_arg(
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
+    dayfirst: bool | None = None,
 ) -> TrafficSeries:
     """The ``--data`` flag: a file, or the embedded synthetic data set (sensors S000, S001, ...)."""
     if path is None:
         return select_sensors(synthetic_traffic(), columns, exclude_columns)
     return load_series(
         path, zero_is_missing=zero_is_missing, freq=freq, start=start, columns=columns, exclude_columns=exclude_columns,
-        readings=readings,
+        readings=readings, dayfirst=dayfirst,
     )  # fmt: skip
 
 
