@@ -458,10 +458,12 @@ def test_a_full_disk_mid_sweep_is_one_line_and_the_printed_resume_finishes(
     ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    """ENOSPC injected into the driver's 8th write of the scheduler state, once the first trial is done."""
+    """ENOSPC injected into the driver's 14th write of the scheduler state: a trial's start, each report and its end
+    each write it, so trial 1 ended at least two trial starts earlier. (At the 8th, trial 2's first report, trial 1
+    had sometimes ended within Tune's 2 s between experiment snapshots, and the snapshot still had it running.)"""
     argv = ["--space", str(space_file), "--data", str(tiny_csv), "--storage-path", str(tmp_path), "--name", "full",
             "--max-concurrent", "1"]  # fmt: skip
-    monkeypatch.setenv(DISK_FULL_FAULT_ENV, "asha_state.json@8")
+    monkeypatch.setenv(DISK_FULL_FAULT_ENV, "asha_state.json@14")
     assert search.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     exp = tmp_path / "full"
