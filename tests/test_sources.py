@@ -156,6 +156,27 @@ def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> No
     assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
 
 
+@pytest.mark.parametrize(
+    ("text", "stamps"),
+    [
+        ("6.05e+01,5.82e+01\n6.01e+01,5.79e+01\n", False),  # np.savetxt(path, array, delimiter=",")
+        ("60.5,58.2\n60.1,57.9\n", False),
+        ("2024-01-01 00:00,60.5,58.2\n2024-01-01 00:05,60.1,57.9\n", True),
+        ("2024-01-01 00:00;60,5;58,2\n2024-01-01 00:05;60,1;57,9\n", True),
+    ],
+)
+def test_csv_without_a_header_row(tmp_path: Path, text: str, stamps: bool, caplog: pytest.LogCaptureFixture) -> None:
+    # the first row of readings used to become sensor names ("60.5"), and was lost as data
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(_write(tmp_path / "data.csv", text))
+    assert series.sensor_ids == ("S000", "S001")
+    np.testing.assert_allclose(series.values, [[60.5, 58.2], [60.1, 57.9]], rtol=1e-6)
+    assert (series.timestamps is not None) is stamps
+    assert "the first row holds readings, not sensor names (no header)" in caplog.text
+    ids = load_series(_write(tmp_path / "ids.csv", "773869,767541\n60,61\n62,63\n"))  # whole numbers: sensor ids
+    assert ids.sensor_ids == ("773869", "767541") and ids.num_steps == 2
+
+
 def test_csv_first_column_of_dates_is_the_timestamp(tmp_path: Path) -> None:
     path = tmp_path / "data.csv"
     path.write_text("when,a\n2024-01-01,1\n2024-01-02,2\n")

@@ -629,10 +629,14 @@ def _csv_dialect(path: Path) -> tuple[str, str]:
     with _open_text(path) as f:
         lines = [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
     header = lines[0] if lines else ""
+
+    def decimal_commas(sep: str) -> bool:
+        return any(_DECIMAL_COMMA.match(field) for line in lines for field in line.split(sep))
+
     sep = max((",", ";", "\t", "|"), key=header.count)  # a tie (no separator at all) keeps ","
-    if sep == "," or not any(_DECIMAL_COMMA.match(field) for line in lines[1:] for field in line.split(sep)):
-        return sep, "."
-    return sep, ","
+    if sep == "," and 0 < header.count(",") == header.count(";") and decimal_commas(";"):
+        sep = ";"  # "08:00;60,5;58,2": as many commas as semicolons, and the commas sit inside numbers
+    return (sep, ",") if sep != "," and decimal_commas(sep) else (sep, ".")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -640,9 +644,35 @@ def _read_csv(path: Path) -> pd.DataFrame:
     sep, decimal = _csv_dialect(path)
     if sep != ",":
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
-    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep).iloc[0]
-    _reject_duplicates([c.strip() for c in header], str(path))
+    header = [c.strip() for c in pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep).iloc[0]]
+    dated = bool(header) and _as_numbers(pd.Series(header[:1])) is None and _looks_like_dates(pd.Series(header[:1]))
+    if _all_readings(header[1:] if dated else header, decimal):
+        names = ["timestamp"] * dated + list(_array_ids(len(header) - dated))
+        log.info(
+            "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
+            path, ", ".join(names[dated : dated + 2]),
+        )  # fmt: skip
+        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names)
+    _reject_duplicates(header, str(path))
     return pd.read_csv(path, sep=sep, decimal=decimal)
+
+
+def _all_readings(cells: list[str], decimal: str) -> bool:
+    """Whether a header row is data: all numbers, one at least with a fraction or exponent (60.5, 6.05e+01).
+
+    Whole numbers alone stay names: METR-LA's sensor ids (773869) are header cells like that.
+    """
+    if not cells:
+        return False
+    fractional = False
+    for cell in cells:
+        text = cell.replace(",", ".") if decimal == "," else cell
+        try:
+            float(text)
+        except ValueError:
+            return False
+        fractional = fractional or not re.fullmatch(r"[-+]?\d+", text)
+    return fractional
 
 
 def _pick_sensors(
