@@ -175,6 +175,8 @@ def test_csv_without_a_header_row(tmp_path: Path, text: str, stamps: bool, caplo
     assert "the first row holds readings, not sensor names (no header)" in caplog.text
     ids = load_series(_write(tmp_path / "ids.csv", "773869,767541\n60,61\n62,63\n"))  # whole numbers: sensor ids
     assert ids.sensor_ids == ("773869", "767541") and ids.num_steps == 2
+    lanes = load_series(_write(tmp_path / "lanes.csv", "401.1,401.2\n60.5,58.2\n60.1,57.9\n"))  # far from the readings
+    assert lanes.sensor_ids == ("401.1", "401.2") and lanes.num_steps == 2
 
 
 def test_csv_first_column_of_dates_is_the_timestamp(tmp_path: Path) -> None:

@@ -644,9 +644,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     sep, decimal = _csv_dialect(path)
     if sep != ",":
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
-    header = [c.strip() for c in pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, sep=sep).iloc[0]]
+    head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep)
+    header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _as_numbers(pd.Series(header[:1])) is None and _looks_like_dates(pd.Series(header[:1]))
-    if _all_readings(header[1:] if dated else header, decimal):
+    if _all_readings(header[1:] if dated else header, decimal) and _like_the_rows_below(head.iloc[:, int(dated) :], decimal):
         names = ["timestamp"] * dated + list(_array_ids(len(header) - dated))
         log.info(
             "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
@@ -655,6 +656,22 @@ def _read_csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names)
     _reject_duplicates(header, str(path))
     return pd.read_csv(path, sep=sep, decimal=decimal)
+
+
+def _like_the_rows_below(head: pd.DataFrame, decimal: str) -> bool:
+    """Whether the first row's numbers lie among the next rows' in most columns, as readings do.
+
+    Names such as 401.1 and 401.2 (station.lane) are numbers with fractions too, but far
+    from the speeds or counts below them.
+    """
+    numbers = head.apply(lambda c: pd.to_numeric(c.str.replace(",", ".") if decimal == "," else c, errors="coerce"))
+    first, below = numbers.iloc[0], numbers.iloc[1:]
+    if below.empty:
+        return True  # one row: nothing to compare with; readings it is
+    low, high = below.min(), below.max()
+    spread = (high - low).fillna(0) + 0.5 * below.abs().median().fillna(0) + 1e-9  # room for a first row near the rest
+    inside = (first >= low - spread) & (first <= high + spread)
+    return bool(inside.mean() >= 0.5)
 
 
 def _all_readings(cells: list[str], decimal: str) -> bool:
