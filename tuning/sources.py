@@ -17,10 +17,10 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,7 @@ _HDF5 = (".h5", ".hdf5", ".hdf")
 _SUPPORTED = (".csv", ".parquet", ".npz", *_HDF5)
 _FORMATS = ".csv, .parquet, .npz or .h5"
 # Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
-_CSV_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zip": None}
+_CSV_COMPRESSED: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # and a .zip of one file
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Reindexing to the step may grow a series at most this much: beyond it the step is
 # more likely wrong (or the file mostly empty) than the data merely gappy.
@@ -530,31 +530,34 @@ def _long_to_wide(
     per_time = times.value_counts()
     repeats = rows >= _LONG_MIN_REPEAT * len(per_time)
     usual_rows = int(per_time.mode().max()) if repeats else 0  # rows at most timestamps: one per sensor
-    named: list[str] = []
-    shaped: list[str] = []
+    named: dict[str, pd.Series] = {}
+    shaped: dict[str, pd.Series] = {}
     for c in frame.columns:
         if c == timestamp_column:
             continue
         ids = _sensor_ids_of(frame[c])
-        if ids is None or ids.nunique() > max(1, rows // 2):  # a row counter is no sensor id
+        if ids is None:
+            continue
+        distinct = ids.nunique()
+        if distinct > max(1, rows // 2):  # a row counter is no sensor id
             continue
         if re.sub(r"[^a-z0-9]", "", c.lower()) in _SENSOR_ID_NAMES:
-            named.append(c)
+            named[c] = ids
         elif (
             repeats
-            and ids.nunique() == usual_rows  # most timestamps hold every sensor once
+            and distinct == usual_rows  # most timestamps hold every sensor once
             and not pd.DataFrame({"t": times, "id": ids}).duplicated().any()  # and tell their rows apart
         ):
-            shaped.append(c)
+            shaped[c] = ids
     found = named or shaped
     if not found:
         return None
     if len(found) > 1:
         raise DataError(
-            f"{label}: looks like a long table (a row per timestamp and sensor), but {found} could each name "
+            f"{label}: looks like a long table (a row per timestamp and sensor), but {list(found)} could each name "
             "the sensor; keep one of them (drop the others from the file)"
         )
-    id_column = found[0]
+    ((id_column, ids),) = found.items()
     _check_timestamps_present(timestamps, label)
     time_name = timestamp_column or "timestamp"
     others = [c for c in frame.columns if c not in (timestamp_column, id_column)]
@@ -572,8 +575,6 @@ def _long_to_wide(
         )
     ((value_column, values),) = numeric.items()
     ignored = [c for c in others if c != value_column]
-    ids = _sensor_ids_of(frame[id_column])
-    assert ids is not None
     cells = pd.DataFrame({"t": timestamps, "id": ids.to_numpy(), "v": values})
     grouped = cells.groupby(["t", "id"], sort=True)["v"]
     shared = int((grouped.size() > 1).sum())
@@ -600,14 +601,14 @@ def _reject_duplicates(columns: list[str], label: str) -> None:
 def _file_type(path: Path) -> str:
     """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz`` too."""
     suffixes = [s.lower() for s in path.suffixes]
-    if len(suffixes) >= 2 and suffixes[-1] in _CSV_COMPRESSED and suffixes[-2] == ".csv":
+    if len(suffixes) >= 2 and (suffixes[-1] in _CSV_COMPRESSED or suffixes[-1] == ".zip") and suffixes[-2] == ".csv":
         return ".csv"
     return path.suffix.lower()
 
 
 def _open_text(path: Path) -> IO[str]:
-    opener = _CSV_COMPRESSED.get(path.suffix.lower(), open) if _file_type(path) == ".csv" else open
-    if path.suffix.lower() == ".zip":
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if not n.endswith("/")]
             if len(names) != 1:
@@ -615,7 +616,7 @@ def _open_text(path: Path) -> IO[str]:
             with archive.open(names[0]) as member:
                 head = member.read(1 << 20)  # the first lines are all that is read here; pandas reads the rest
             return io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", errors="replace")
-    assert opener is not None
+    opener = _CSV_COMPRESSED.get(suffix, open) if _file_type(path) == ".csv" else open
     return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
 
 
@@ -646,8 +647,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
     head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep)
     header = [c.strip() for c in head.iloc[0]]
-    dated = bool(header) and _as_numbers(pd.Series(header[:1])) is None and _looks_like_dates(pd.Series(header[:1]))
-    if _all_readings(header[1:] if dated else header, decimal) and _like_the_rows_below(head.iloc[:, int(dated) :], decimal):
+    dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
+    if _first_row_is_data(head.iloc[:, int(dated) :], decimal):
         names = ["timestamp"] * dated + list(_array_ids(len(header) - dated))
         log.info(
             "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
@@ -658,13 +659,26 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep, decimal=decimal)
 
 
-def _like_the_rows_below(head: pd.DataFrame, decimal: str) -> bool:
-    """Whether the first row's numbers lie among the next rows' in most columns, as readings do.
+def _first_row_is_data(head: pd.DataFrame, decimal: str) -> bool:
+    """Whether a CSV's first row holds readings, not sensor names (a file without a header row).
 
-    Names such as 401.1 and 401.2 (station.lane) are numbers with fractions too, but far
-    from the speeds or counts below them.
+    It does when its cells are all numbers, one at least with a fraction or exponent
+    (60.5, 6.05e+01: whole numbers alone stay names, as METR-LA's sensor ids 773869 are),
+    and they lie among the next rows' in most columns: names such as 401.1 and 401.2
+    (station.lane) have fractions too, but lie far from the speeds or counts below them.
     """
-    numbers = head.apply(lambda c: pd.to_numeric(c.str.replace(",", ".") if decimal == "," else c, errors="coerce"))
+    text = head.apply(lambda c: c.str.replace(",", ".")) if decimal == "," else head
+    cells = [c.strip() for c in text.iloc[0]]
+    if not cells:
+        return False
+    try:
+        for cell in cells:
+            float(cell)
+    except ValueError:
+        return False
+    if all(re.fullmatch(r"[-+]?\d+", cell) for cell in cells):
+        return False
+    numbers = text.apply(pd.to_numeric, errors="coerce")
     first, below = numbers.iloc[0], numbers.iloc[1:]
     if below.empty:
         return True  # one row: nothing to compare with; readings it is
@@ -672,24 +686,6 @@ def _like_the_rows_below(head: pd.DataFrame, decimal: str) -> bool:
     spread = (high - low).fillna(0) + 0.5 * below.abs().median().fillna(0) + 1e-9  # room for a first row near the rest
     inside = (first >= low - spread) & (first <= high + spread)
     return bool(inside.mean() >= 0.5)
-
-
-def _all_readings(cells: list[str], decimal: str) -> bool:
-    """Whether a header row is data: all numbers, one at least with a fraction or exponent (60.5, 6.05e+01).
-
-    Whole numbers alone stay names: METR-LA's sensor ids (773869) are header cells like that.
-    """
-    if not cells:
-        return False
-    fractional = False
-    for cell in cells:
-        text = cell.replace(",", ".") if decimal == "," else cell
-        try:
-            float(text)
-        except ValueError:
-            return False
-        fractional = fractional or not re.fullmatch(r"[-+]?\d+", text)
-    return fractional
 
 
 def _pick_sensors(
