@@ -13,13 +13,16 @@ import selectors
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tuning.config import TrainConfig
 from tuning.data import PreparedData, prepare_data
 from tuning.sources import TrafficSeries, synthetic_traffic
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TINY_SENSORS = 3
 TINY_DAYS = 4  # 1152 five-minute steps: ~2400 train / 340 val / 680 test windows
@@ -53,6 +56,16 @@ def write_csv(series: TrafficSeries, path: Path, steps: int | None = None) -> Pa
     frame.insert(0, "timestamp", series.timestamps[:steps].strftime("%Y-%m-%d %H:%M"))
     frame.to_csv(path, index=False)
     return path
+
+
+def long_table(series: TrafficSeries, id_column: str = "sensor_id") -> pd.DataFrame:
+    """The series as a long table (timestamp, sensor, speed): a row per timestamp and sensor, sorted
+    by sensor as exports often are."""
+    import pandas as pd
+
+    wide = pd.DataFrame(series.values, index=series.timestamps.rename("timestamp"), columns=list(series.sensor_ids))
+    long = wide.rename_axis(columns=id_column).stack(future_stack=True).rename("speed").reset_index()
+    return long.sort_values([id_column, "timestamp"], kind="stable").reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_csv, write_malicious_checkpoint
+from conftest import long_table, write_csv, write_malicious_checkpoint
 
 import tuning
 from tuning import checkpoints, predict, search, train
@@ -219,7 +219,7 @@ def test_a_long_tables_readings_column_is_read_again_for_forecasts(
     # speed, flow and occupancy per row, as PeMS-style exports hold them: trained on speed,
     # the model must read speed from new tables without being told again
     def long(part: TrafficSeries) -> pd.DataFrame:
-        frame = _frame(part).rename_axis(columns="station").stack(future_stack=True).rename("speed").reset_index()
+        frame = long_table(part, id_column="station")
         return frame.assign(flow=frame["speed"] * 20, occupancy=0.1)
 
     long(_part(series, 0, 600)).to_csv(tmp_path / "week.csv", index=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import long_table
 
 from tuning.errors import DataError
 from tuning.sources import TrafficSeries, as_series, check_sensors, load_series, select_sensors, synthetic_traffic
@@ -548,19 +549,12 @@ def test_columns_pick_array_and_synthetic_sensors(tmp_path: Path) -> None:
         select_sensors(synthetic, ["S009"])
 
 
-def _long(series: TrafficSeries, id_column: str = "sensor_id") -> pd.DataFrame:
-    """The series as a long table, a row per timestamp and sensor, sorted by sensor as exports often are."""
-    wide = pd.DataFrame(series.values, index=series.timestamps.rename("timestamp"), columns=list(series.sensor_ids))
-    long = wide.rename_axis(columns=id_column).stack(future_stack=True).rename("speed").reset_index()
-    return long.sort_values([id_column, "timestamp"], kind="stable").reset_index(drop=True)
-
-
 def test_a_long_table_reads_as_its_wide_form(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     # Read as a wide file, the sensor-id column became a "sensor" and every sensor was
     # averaged into one series at each repeated timestamp.
     series = synthetic_traffic(num_sensors=4, num_days=1)
     series = replace(series, sensor_ids=("773869", "767541", "767542", "717447"))
-    long = _long(series)
+    long = long_table(series)
     long["timestamp"] = long["timestamp"].dt.strftime("%Y-%m-%d %H:%M")
     long["sensor_id"] = long["sensor_id"].astype(int)
     long = long.dropna(subset=["speed"])  # exports leave missing readings out
@@ -578,7 +572,7 @@ def test_a_long_table_reads_as_its_wide_form(tmp_path: Path, caplog: pytest.LogC
 
 def test_a_long_table_by_its_shape_with_text_ids_and_extra_columns() -> None:
     series = synthetic_traffic(num_sensors=3, num_days=1)
-    long = _long(series, id_column="VDS code")  # a name not known as an id: found by its shape
+    long = long_table(series, id_column="VDS code")  # a name not known as an id: found by its shape
     long["direction"] = "N"
     long.loc[0, "speed"] = np.nan
     read = as_series(long, name="frame", zero_is_missing=False)
@@ -593,7 +587,7 @@ def test_a_long_table_by_its_shape_with_text_ids_and_extra_columns() -> None:
 
 def test_columns_pick_a_long_tables_readings_and_sensors(tmp_path: Path) -> None:
     series = synthetic_traffic(num_sensors=3, num_days=1)
-    long = _long(series, id_column="station").assign(flow=7.0, occupancy=0.1)  # as PeMS exports hold them
+    long = long_table(series, id_column="station").assign(flow=7.0, occupancy=0.1)  # as PeMS exports hold them
     speed = as_series(long, name="frame", zero_is_missing=False, columns=["speed"])
     assert speed.sensor_ids == series.sensor_ids
     np.testing.assert_array_equal(speed.values, series.values)
@@ -620,7 +614,7 @@ def test_columns_pick_a_long_tables_readings_and_sensors(tmp_path: Path) -> None
     ],
 )
 def test_long_table_errors(change: object, match: str) -> None:
-    long = _long(synthetic_traffic(num_sensors=3, num_days=1))
+    long = long_table(synthetic_traffic(num_sensors=3, num_days=1))
     with pytest.raises(DataError, match=match):
         as_series(change(long), name="frame")  # type: ignore[operator]
 
