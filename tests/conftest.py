@@ -68,6 +68,27 @@ def long_table(series: TrafficSeries, id_column: str = "sensor_id") -> pd.DataFr
     return long.sort_values([id_column, "timestamp"], kind="stable").reset_index(drop=True)
 
 
+def pems_station_text(series: TrafficSeries, *, ramps: int = 0) -> str:
+    """The series' speeds as a Caltrans PeMS Station 5-Minute file: no header, a row per
+    timestamp and station, 12 fixed fields, then 5 per lane (2 to 4 lanes, so rows differ in
+    length), MM/DD/YYYY timestamps. ``ramps`` on-ramp stations (OR) follow, with flow and no speed."""
+    import numpy as np
+
+    assert series.timestamps is not None
+    rows = []
+    for t, stamp in enumerate(series.timestamps.strftime("%m/%d/%Y %H:%M:%S")):
+        for i, sensor in enumerate(series.sensor_ids):
+            speed = series.values[t, i]
+            lanes = 2 + i % 3
+            flow = 0 if np.isnan(speed) else int(400 - 3 * speed)
+            shown = "" if np.isnan(speed) else f"{speed:.1f}"
+            lane = [f"10,{flow // lanes},.0{5 + i % 4},{shown},1" for _ in range(lanes)]
+            rows.append(f"{stamp},{sensor},4,101,S,ML,.{3 + i},{10 * lanes},100,{flow},.0{5 + i % 4},{shown}," + ",".join(lane))
+        for r in range(ramps):
+            rows.append(f"{stamp},{900000 + r},4,101,S,OR,,10,100,{40 + t % 7},,,10,{40 + t % 7},,,1")
+    return "\n".join(rows) + "\n"
+
+
 @pytest.fixture(scope="session")
 def tiny_series() -> TrafficSeries:
     """3 sensors x 4 days of synthetic speeds (with a few missing readings). Treat as read-only."""

@@ -7,6 +7,7 @@ the held-out 10 % must be the very numbers ``tuning.engine.evaluate`` scores on 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import re
 import shutil
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import long_table, write_csv, write_malicious_checkpoint
+from conftest import long_table, pems_station_text, write_csv, write_malicious_checkpoint
 
 import tuning
 from tuning import checkpoints, predict, search, train
@@ -236,6 +237,33 @@ def test_a_long_tables_readings_column_is_read_again_for_forecasts(
     assert _run(predict, ["--model", str(tmp_path / "m"), "--data", str(tmp_path / "latest.csv"), "--output",
                           str(tmp_path / "f.csv")]) == 0  # fmt: skip
     np.testing.assert_allclose(pd.read_csv(tmp_path / "f.csv")["forecast"], expected["forecast"], rtol=1e-5)
+
+
+def test_a_folder_of_pems_station_files_trains_and_its_latest_file_forecasts(series: TrafficSeries, tmp_path: Path) -> None:
+    # a PeMS district's days as the clearinghouse serves them, one .txt.gz per day: trained on
+    # speed from the folder; the latest file, read alone, needs no --columns
+    stations = dataclasses.replace(series, values=np.round(series.values, 1), sensor_ids=("400001", "400017", "400101"))
+    days = tmp_path / "d04"
+    days.mkdir()
+    for day in range(3):
+        part = _part(stations, 288 * day, 288 * (day + 1))
+        (days / part.timestamps[0].strftime("d04_text_station_5min_%Y_%m_%d.txt.gz")).write_bytes(
+            gzip.compress(pems_station_text(part, ramps=1).encode())
+        )
+    latest = _part(stations, 864, 900)
+    (tmp_path / "latest.txt").write_text(pems_station_text(latest, ramps=1))
+    argv = ["--data", str(days), "--columns", "speed", "--output", str(tmp_path / "m"), "--max-epochs", "1", "--quiet"]
+    assert _run(train, argv) == 0
+    forecaster = load_model(tmp_path / "m")
+    assert forecaster.readings == "speed" and forecaster.sensor_ids == ("400001", "400017", "400101", "900000")
+    assert forecaster.untrained_sensors == ("900000",)  # the ramp: flow, no speed
+    assert _run(predict, ["--model", str(tmp_path / "m"), "--data", str(tmp_path / "latest.txt"), "--output",
+                          str(tmp_path / "f.csv")]) == 0  # fmt: skip
+    got = pd.read_csv(tmp_path / "f.csv", dtype={"sensor": str})
+    expected = forecaster.predict(_frame(latest).assign(**{"900000": np.nan}))  # the same readings, as a wide frame
+    assert got.loc[got["sensor"] == "900000", "forecast"].isna().all()
+    assert got["sensor"].tolist() == expected["sensor"].tolist()
+    np.testing.assert_allclose(got["forecast"], expected["forecast"], rtol=1e-5)
 
 
 def test_day_first_dates_are_read_day_first_again_for_forecasts(series: TrafficSeries, tmp_path: Path) -> None:

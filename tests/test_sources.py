@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import long_table
+from conftest import long_table, pems_station_text
 
 from tuning.errors import DataError
 from tuning.sources import TrafficSeries, as_series, check_sensors, load_series, select_sensors, synthetic_traffic
@@ -155,6 +156,87 @@ def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> No
     plain, packed = load_series(tmp_path / "data.csv"), load_series(tmp_path / f"data.csv.{compression}")
     np.testing.assert_array_equal(packed.values, plain.values)
     assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
+
+
+# --- PeMS station files and a file per day ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stations() -> TrafficSeries:
+    """4 stations x 3 days of 5-minute speeds with gaps, named by PeMS station ids."""
+    series = synthetic_traffic(num_sensors=4, num_days=3, seed=3)
+    speeds = np.round(series.values, 1)  # PeMS writes one decimal
+    return replace(series, values=speeds, sensor_ids=("400001", "400017", "400101", "401002"))
+
+
+def _days(series: TrafficSeries) -> list[TrafficSeries]:
+    day = 288
+    return [
+        replace(series, values=series.values[d : d + day], timestamps=series.timestamps[d : d + day])
+        for d in range(0, series.num_steps, day)
+    ]
+
+
+def test_a_pems_station_file_reads_as_a_long_table_of_its_stations(
+    tmp_path: Path, stations: TrafficSeries, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Caltrans' clearinghouse files: no header, 12 fixed fields, then a group per lane (rows
+    # differ in length), .txt.gz. Before, ".gz" was an unsupported type, and as .txt pandas
+    # stopped at the first longer row; read as a plain CSV, the first row became the header.
+    path = tmp_path / "d04_text_station_5min_2024_01_01.txt.gz"
+    path.write_bytes(gzip.compress(pems_station_text(stations, ramps=1).encode()))
+    with pytest.raises(DataError, match=r"several value columns \['flow', 'occupancy', 'speed'\].*--columns speed$"):
+        load_series(path)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(path, columns=["speed"])
+    assert "a PeMS station file (no header row)" in caplog.text and "stations by lane type: ML 4, OR 1" in caplog.text
+    assert series.sensor_ids == (*stations.sensor_ids, "900000") and series.readings == "speed"
+    np.testing.assert_array_equal(series.values[:, :4], stations.values)
+    assert np.isnan(series.values[:, 4]).all()  # a ramp reports flow, no speed: a sensor without readings
+    assert list(series.timestamps) == list(stations.timestamps)  # MM/DD/YYYY, month first
+    flows = load_series(path, columns=["flow"])
+    assert flows.readings == "flow" and not np.isnan(flows.values[:, 4]).any()
+
+
+def test_a_folder_of_daily_files_reads_as_one_series(
+    tmp_path: Path, stations: TrafficSeries, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a file per day, as PeMS serves them: the folder (or a quoted pattern) is the week
+    week = tmp_path / "week"
+    week.mkdir()
+    for day in _days(stations):
+        name = day.timestamps[0].strftime("d04_text_station_5min_%Y_%m_%d.txt.gz")
+        (week / name).write_bytes(gzip.compress(pems_station_text(day).encode()))
+    (week / ".DS_Store").write_bytes(b"\0")  # hidden files are not data
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(week, columns=["speed"])
+    assert "3 files read as one series (d04_text_station_5min_2024_01_01.txt.gz ... " in caplog.text
+    assert series.sensor_ids == stations.sensor_ids and list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+    pattern = load_series(week / "d04_text_station_5min_2024_01_0[12].txt.gz", columns=["speed"])
+    np.testing.assert_array_equal(pattern.values, stations.values[:576])
+
+
+def test_wide_daily_files_join_in_time_order_whatever_their_names(tmp_path: Path, stations: TrafficSeries) -> None:
+    frame = pd.DataFrame(stations.values, index=stations.timestamps.rename("timestamp"), columns=list(stations.sensor_ids))
+    for name, day in zip(["monday.csv", "tuesday.csv", "wednesday.parquet"], range(3), strict=True):
+        part = frame.iloc[288 * day : 288 * (day + 1)]
+        part.to_parquet(tmp_path / name) if name.endswith("parquet") else part.to_csv(tmp_path / name)
+    with pytest.raises(DataError, match=r"holds \.csv and \.parquet files; files read together must be of one kind"):
+        load_series(tmp_path)
+    (tmp_path / "wednesday.parquet").unlink()
+    frame.iloc[576:].to_csv(tmp_path / "a_wednesday.csv")  # sorts first by name
+    series = load_series(tmp_path)
+    assert list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+    frame.iloc[:10, :3].to_csv(tmp_path / "z_three_sensors.csv")
+    with pytest.raises(DataError, match=r"z_three_sensors\.csv: its columns differ from a_wednesday\.csv's \(\['401002'\]\)"):
+        load_series(tmp_path)
+
+
+def test_a_pattern_that_matches_nothing_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no file matches .*d04_\*\.txt\.gz; check the pattern"):
+        load_series(tmp_path / "d04_*.txt.gz")
 
 
 @pytest.mark.parametrize(
@@ -399,9 +481,9 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a\n1\n2\n", {"start": "2024-01-01"}, "without freq"),
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
         ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
-        ("data.txt", "a\n1\n2\n", {}, r"unsupported file type '\.txt'.*\.csv, \.parquet, \.npz, \.h5, \.hdf5, \.hdf"),
+        ("data.dat", "a\n1\n2\n", {}, r"unsupported file type '\.dat'.*\.csv, \.txt, \.parquet, \.npz, \.h5, \.hdf5, \.hdf"),
         ("data.csv.gz", b"not gzip", {}, r"cannot read as csv: Not a gzipped file"),
-        ("data.json.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv also as \.csv\.gz, \.csv\.bz2"),
+        ("data.json.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv or \.txt also compressed: \.csv\.gz, \.csv\.bz2"),
     ],
 )
 def test_load_errors(tmp_path: Path, name: str, content: str | bytes, kwargs: dict[str, object], match: str) -> None:
@@ -431,7 +513,7 @@ def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], match: str) -
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data file not found: .*nope\.csv; pass an existing"):
         load_series(tmp_path / "nope.csv")
-    with pytest.raises(DataError, match="is a directory"):
+    with pytest.raises(DataError, match="is a folder without data files; pass a .* file, or a folder of them"):
         load_series(tmp_path)
 
 

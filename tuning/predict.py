@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     g = p.add_argument_group("data (read as tuning.train reads it; the model's reading of zeros and choice of sensors apply)")
     g.add_argument("--data", metavar="PATH", default=None,
-                   help="the latest readings: a wide .csv/.parquet/.h5 or .npz file, at least len_source steps; "
-                        "default: the embedded synthetic data set")  # fmt: skip
+                   help="the latest readings, at least len_source steps: a file (or folder, or quoted pattern) as "
+                        "tuning.train reads it; default: the embedded synthetic data set")  # fmt: skip
     add_zero_arguments(g, default="as the model's training data were read")
     g.add_argument("--freq", default=None, help="the data's step, e.g. 5min; builds timestamps for a file without (with --start)")
     g.add_argument("--start", default=None, help="first timestamp for a file without timestamps (with --freq)")

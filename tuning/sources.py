@@ -9,6 +9,7 @@ faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing
 from __future__ import annotations
 
 import bz2
+import glob
 import gzip
 import io
 import logging
@@ -30,7 +31,7 @@ from tuning.errors import DataError
 log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
 _HDF5 = (".h5", ".hdf5", ".hdf")
-_SUPPORTED = (".csv", ".parquet", ".npz", *_HDF5)
+_SUPPORTED = (".csv", ".txt", ".parquet", ".npz", *_HDF5)  # .txt: delimited text, as PeMS serves it
 _FORMATS = ".csv, .parquet, .npz or .h5"
 # Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
 _CSV_COMPRESSED: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # and a .zip of one file
@@ -50,6 +51,12 @@ _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*$")
 _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024: day or month first?
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
+# Caltrans PeMS clearinghouse station files (Station 5-Minute, Station Hour): no header,
+# a row per timestamp and station, 12 fixed fields and then a group per lane. The fields
+# read, by position; the rest (district, freeway, direction, lane type, station length,
+# samples, % observed, lane details) describe the station or the data's quality.
+_PEMS_STATION_FIELDS = {0: "timestamp", 1: "station", 9: "flow", 10: "occupancy", 11: "speed"}
+_PEMS_DIRECTIONS = frozenset("NSEW")
 
 
 @dataclass(frozen=True, eq=False)
@@ -571,7 +578,8 @@ def _long_to_wide(
         what = f"several value columns {list(numeric)}" if numeric else "no numeric value column"
         raise DataError(
             f"{label}: a long table (a row per {time_name!r} and sensor {id_column!r}) needs one column "
-            f"of readings, but has {what}; name the one to forecast with --columns, e.g. --columns {(list(numeric) or ['speed'])[0]}"
+            f"of readings, but has {what}; name the one to forecast with --columns, e.g. --columns "
+            f"{'speed' if 'speed' in numeric else (list(numeric) or ['speed'])[0]}"
         )
     ((value_column, values),) = numeric.items()
     ignored = [c for c in others if c != value_column]
@@ -599,11 +607,11 @@ def _reject_duplicates(columns: list[str], label: str) -> None:
 
 
 def _file_type(path: Path) -> str:
-    """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz`` too."""
+    """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz``, ``x.txt`` and ``x.txt.gz`` too."""
     suffixes = [s.lower() for s in path.suffixes]
-    if len(suffixes) >= 2 and (suffixes[-1] in _CSV_COMPRESSED or suffixes[-1] == ".zip") and suffixes[-2] == ".csv":
-        return ".csv"
-    return path.suffix.lower()
+    if len(suffixes) >= 2 and (suffixes[-1] in _CSV_COMPRESSED or suffixes[-1] == ".zip"):
+        suffixes.pop()
+    return ".csv" if suffixes and suffixes[-1] in (".csv", ".txt") else path.suffix.lower()
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -620,15 +628,18 @@ def _open_text(path: Path) -> IO[str]:
     return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
 
 
-def _csv_dialect(path: Path) -> tuple[str, str]:
+def _head_lines(path: Path) -> list[str]:
+    with _open_text(path) as f:
+        return [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
+
+
+def _csv_dialect(lines: list[str]) -> tuple[str, str]:
     """The separator and decimal mark, from the first lines.
 
     Excel in much of Europe writes ``;`` between fields and ``,`` in numbers. Read with
     commas, such a file's rows split inside numbers and pandas takes the pieces for an
     index: a wrong series with no error.
     """
-    with _open_text(path) as f:
-        lines = [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
     header = lines[0] if lines else ""
 
     def decimal_commas(sep: str) -> bool:
@@ -640,11 +651,47 @@ def _csv_dialect(path: Path) -> tuple[str, str]:
     return (sep, ",") if sep != "," and decimal_commas(sep) else (sep, ".")
 
 
+def _is_pems_station(lines: list[str], sep: str) -> bool:
+    """Whether the first rows are a PeMS station file's: a date, station, district and
+    freeway numbers, a direction (N, S, E, W) and a lane type (ML, OR, HV, ...), no header."""
+
+    def station_row(fields: list[str]) -> bool:
+        return (
+            len(fields) >= 12  # the fixed fields; a group per lane follows
+            and all(f.strip().isdigit() for f in fields[1:4])
+            and fields[4].strip() in _PEMS_DIRECTIONS
+            and re.fullmatch(r"[A-Z]{2}", fields[5].strip()) is not None
+        )
+
+    rows = [line.split(sep) for line in lines if line.strip()]
+    return bool(rows) and all(map(station_row, rows)) and _looks_like_dates(pd.Series([f[0] for f in rows]))
+
+
+def _read_pems_station(path: Path, sep: str) -> pd.DataFrame:
+    """A PeMS station file as a long table of timestamp, station, flow, occupancy and speed.
+
+    Rows end in one group of fields per lane, so they differ in length; only the fixed
+    fields are read. Ramps (lane types OR, FR) report flow but no speed: read for speed,
+    they are sensors without readings, which :func:`tuning.data.prepare_data` names.
+    """
+    fields = {**_PEMS_STATION_FIELDS, 5: "lane_type"}
+    frame = pd.read_csv(path, sep=sep, header=None, usecols=list(fields)).rename(columns=fields)
+    lane_types = frame.drop_duplicates("station")["lane_type"].value_counts()
+    log.info(
+        "%s: a PeMS station file (no header row): read %s; stations by lane type: %s",
+        path, ", ".join(_PEMS_STATION_FIELDS.values()), ", ".join(f"{k} {v}" for k, v in lane_types.items()),
+    )  # fmt: skip
+    return frame.drop(columns="lane_type")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV, first checking the raw header: pandas would silently rename 'a', 'a' to 'a', 'a.1'."""
-    sep, decimal = _csv_dialect(path)
+    lines = _head_lines(path)
+    sep, decimal = _csv_dialect(lines)
     if sep != ",":
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
+    if _is_pems_station(lines, sep):
+        return _read_pems_station(path, sep)
     head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep)
     header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
@@ -738,8 +785,13 @@ def _frame_to_series(
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
     dayfirst: bool | None = None,
+    sort_rows: bool = False,
 ) -> TrafficSeries:
-    """Split a wide frame into timestamps and sensor columns, rejecting anything else."""
+    """Split a wide frame into timestamps and sensor columns, rejecting anything else.
+
+    ``sort_rows``: the frame joins several files, whose order says nothing; its rows are
+    put in time order (a single file's rows out of order are refused as a likely mistake).
+    """
     columns_in = [str(c).strip() for c in frame.columns]
     _reject_duplicates(columns_in, label)
     frame = frame.set_axis(columns_in, axis=1)
@@ -756,6 +808,9 @@ def _frame_to_series(
             timestamp_column = columns_in[0]
         if timestamp_column is not None:
             timestamps, read_dayfirst = _parse_timestamps(frame[timestamp_column], label, dayfirst)
+    if timestamps is not None and sort_rows:
+        order = np.argsort(timestamps.asi8, kind="stable")
+        frame, timestamps = frame.iloc[order], timestamps[order]
     if timestamps is not None:
         long = _long_to_wide(frame, timestamps, timestamp_column, label, columns, exclude_columns, readings)
         readings = None if long is None else long.readings
@@ -898,6 +953,83 @@ def _read_hdf(path: Path) -> pd.DataFrame | np.ndarray:
         raise DataError(f"{path}: cannot read as HDF5: the file is damaged or incomplete; copy it again or pass a .csv") from e
 
 
+def _data_files(path: Path) -> list[Path]:
+    """The files ``path`` names: itself, or a folder's data files, or a pattern's matches
+    (``d04_text_station_5min_2024_03_*.txt.gz``, quoted so the shell leaves it), in name order.
+
+    Data portals serve a file per day (PeMS) or per month; a week of them is read as one
+    series, as if the files were one.
+    """
+    if not path.exists() and glob.has_magic(str(path)):
+        files = sorted(Path(p) for p in glob.glob(str(path)) if Path(p).is_file())
+        if not files:
+            raise DataError(f"no file matches {path}; check the pattern, or pass a file or a folder of files")
+    elif path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and _file_type(p) in _SUPPORTED)
+        if not files:
+            raise DataError(f"{path}: is a folder without data files; pass a {_FORMATS} file, or a folder of them")
+    elif not path.exists():
+        raise DataError(f"data file not found: {path}; pass an existing {_FORMATS} file")
+    elif not path.is_file():  # a FIFO or device would block the reader or never end
+        raise DataError(f"{path}: is not a regular file (a pipe, socket or device); save the data to a file and pass that")
+    else:
+        files = [path]
+    for file in files:
+        suffix = _file_type(file)
+        if suffix not in _SUPPORTED:
+            raise DataError(
+                f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are {', '.join(_SUPPORTED)} "
+                "(a .csv or .txt also compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zip); convert the file to one of them"
+            )
+    kinds = sorted({_file_type(f) for f in files})
+    if len(kinds) > 1:
+        raise DataError(f"{path}: holds {' and '.join(kinds)} files; files read together must be of one kind: pass one kind")
+    return files
+
+
+def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
+    """A data file's frame (CSV, parquet, HDF5 frame) or array (.npz, HDF5 array)."""
+    try:
+        if suffix == ".npz":
+            return _read_npz(file)
+        if suffix in _HDF5:
+            return _read_hdf(file)
+        return _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
+    except DataError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError, lzma.LZMAError) as e:
+        raise DataError(
+            f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
+        ) from e
+
+
+def _join_files(files: list[Path], suffix: str, label: str) -> pd.DataFrame:
+    """Several files' rows as one frame; they must share their columns (wide) or layout (long)."""
+    frames: list[pd.DataFrame] = []
+    for i, file in enumerate(files):
+        level = log.level
+        if i:  # the first file's lines (its separator, a PeMS layout) stand for all: no line per day of a year
+            log.setLevel(max(level, logging.WARNING))
+        try:
+            read = _read_file(file, suffix)
+        finally:
+            log.setLevel(level)
+        if isinstance(read, np.ndarray):
+            raise DataError(f"{file}: holds an array, and arrays are not joined across files; pass one file")
+        if frames and list(read.columns) != list(frames[0].columns):
+            first = list(frames[0].columns)
+            differ = [c for c in read.columns if c not in first] + [c for c in first if c not in read.columns]
+            raise DataError(
+                f"{file}: its columns differ from {files[0].name}'s ({differ[:5] or 'in order'}); "
+                "files read together need the same columns"
+            )
+        frames.append(read)
+    log.info("%s: %d files read as one series (%s ... %s)", label, len(files), files[0].name, files[-1].name)
+    return pd.concat(frames, ignore_index=not isinstance(frames[0].index, pd.DatetimeIndex))
+
+
 def load_series(
     path: str | os.PathLike[str],
     *,
@@ -948,39 +1080,24 @@ def load_series(
             without any reading.
     """
     file = Path(path)
-    if not file.exists():
-        raise DataError(f"data file not found: {file}; pass an existing {_FORMATS} file")
-    if file.is_dir():
-        raise DataError(f"{file}: is a directory, not a data file; pass a {_FORMATS} file")
-    if not file.is_file():  # a FIFO or device would block the reader or never end
-        raise DataError(f"{file}: is not a regular file (a pipe, socket or device); save the data to a file and pass that")
-    suffix = _file_type(file)
-    if suffix not in _SUPPORTED:
-        raise DataError(
-            f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are "
-            f"{', '.join(_SUPPORTED)} (a .csv also as .csv.gz, .csv.bz2, .csv.xz or .csv.zip); convert the file to one of them"
-        )
+    files = _data_files(file)
+    suffix = _file_type(files[0])
     label = str(file)
     mask = bool(zero_is_missing)  # auto (None) reads the zeros first, then decides
+    read = _read_file(files[0], suffix) if len(files) == 1 else _join_files(files, suffix, label)
     try:
-        read = _read_npz(file) if suffix == ".npz" else _read_hdf(file) if suffix in _HDF5 else None
         if isinstance(read, np.ndarray):
             series = _array_to_series(read, label, file.name, mask)
             series = select_sensors(series, columns, exclude_columns, label=label)
         else:
-            frame = read if read is not None else _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
             series = _frame_to_series(
-                frame, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns,
-                readings=readings, dayfirst=dayfirst,
+                read, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns,
+                readings=readings, dayfirst=dayfirst, sort_rows=len(files) > 1,
             )  # fmt: skip
-    except pd.errors.EmptyDataError as e:
-        raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
         raise
-    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError, lzma.LZMAError) as e:
-        raise DataError(
-            f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
-        ) from e
+    except (OSError, ValueError) as e:
+        raise DataError(f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid {suffix} file") from e
     if series.timestamps is None and (freq is not None or start is not None):
         if freq is None:
             raise DataError(f"{file}: start={start!r} was given without freq; pass freq too (e.g. '5min') or drop start")
