@@ -158,6 +158,52 @@ def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> No
     assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
 
 
+# --- a date column and a time column ---------------------------------------------------------------
+
+
+def test_date_and_time_columns_are_one_timestamp(
+    tmp_path: Path, stations: TrafficSeries, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Date,Time as spreadsheets export them: before, "Time" was taken for a long table's sensor column
+    frame = pd.DataFrame(stations.values, columns=list(stations.sensor_ids))
+    frame.insert(0, "Date", stations.timestamps.strftime("%d/%m/%Y"))
+    frame.insert(1, "Time", stations.timestamps.strftime("%H:%M"))
+    frame.to_csv(tmp_path / "wide.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "wide.csv")
+    assert "columns 'Date' and 'Time' read as one timestamp" in caplog.text
+    assert series.sensor_ids == stations.sensor_ids and list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+
+
+def test_a_long_tables_date_and_time_columns_are_one_timestamp(tmp_path: Path, stations: TrafficSeries) -> None:
+    # before, the dates alone were the timestamps: each day's 288 rows per site averaged into one step
+    long = long_table(stations, id_column="site")
+    long.insert(0, "date", long.pop("timestamp"))
+    long.insert(1, "time", long["date"].dt.strftime("%H:%M:%S"))
+    long["date"] = long["date"].dt.strftime("%Y-%m-%d")
+    long.to_csv(tmp_path / "long.csv", index=False)
+    series = load_series(tmp_path / "long.csv")
+    assert list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+
+
+def test_a_count_date_and_whole_hours_are_one_timestamp(tmp_path: Path) -> None:
+    # manual counts as the UK's DfT publishes them: a date, an hour 7-18, a count point, counts
+    days = pd.date_range("2019-06-03", periods=3, freq="D")
+    rows = [(p, d.strftime("%Y-%m-%d"), h, "N", 100 * h + p) for d in days for h in range(7, 19) for p in (501, 6030)]
+    pd.DataFrame(rows, columns=["count_point_id", "count_date", "hour", "direction", "all_motor_vehicles"]).to_csv(
+        tmp_path / "counts.csv", index=False
+    )
+    series = load_series(tmp_path / "counts.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("501", "6030") and series.readings == "all_motor_vehicles"
+    assert series.timestamps[0] == pd.Timestamp("2019-06-03 07:00") and series.timestamps[11] == pd.Timestamp("2019-06-03 18:00")
+    np.testing.assert_array_equal(series.values[:12, 0], 100 * np.arange(7, 19) + 501)
+    assert np.isnan(series.values[12:24]).all() and series.timestamps[24] == pd.Timestamp(
+        "2019-06-04 07:00"
+    )  # the night: hours not counted are missing steps
+
+
 # --- PeMS station files and a file per day ---------------------------------------------------------
 
 

@@ -49,6 +49,12 @@ _SENSOR_ID_NAMES = frozenset({
 })  # fmt: skip
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*$")
 _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024: day or month first?
+# A date column and a time-of-day column beside it (``Date,Time``, as spreadsheets and many
+# agencies export them) are one timestamp. The time column is found by its values (08:15,
+# 08:15:00) anywhere after the date, or by its name when it holds whole hours (0-23).
+_TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
+_HOUR_NAMES = frozenset({"hour", "hr", "hourofday"})
+_DATE_NAMES = frozenset({"date", "day", "countdate", "datum", "fecha"})
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
 # Caltrans PeMS clearinghouse station files (Station 5-Minute, Station Hour): no header,
@@ -774,6 +780,52 @@ def select_sensors(
     return replace(series, values=np.ascontiguousarray(series.values[:, index]), sensor_ids=tuple(picked))
 
 
+def _name_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _times_of_day(column: pd.Series) -> pd.Series | None:
+    """The column as "HH:MM[:SS]" text when it holds times of day (or whole hours 0-23 under an
+    hour's name), else None. The first rows are tried first: most columns fail there."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        if _name_key(str(column.name)) not in _HOUR_NAMES or column.isna().any():
+            return None
+        hours = column.to_numpy(dtype=np.float64)
+        if not ((hours == np.round(hours)) & (hours >= 0) & (hours <= 23)).all():
+            return None
+        return pd.Series([f"{int(h):02d}:00" for h in hours], index=column.index)
+    if not pd.api.types.is_object_dtype(column.dtype) and not pd.api.types.is_string_dtype(column.dtype):
+        return None
+    if not column.head(50).astype(str).str.fullmatch(_TIME_OF_DAY).all():
+        return None
+    return column.astype(str).str.strip() if column.astype(str).str.fullmatch(_TIME_OF_DAY).all() else None
+
+
+def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    """``Date,Time`` (or ``Date,Hour``) columns as one timestamp column, in the date column's place.
+
+    Read apart, the time column became a "sensor" (a wide file misread as a long table), or
+    the dates alone were the timestamps and a day's rows were averaged into one step.
+    """
+    columns = list(frame.columns)
+    for i, time_column in enumerate(columns):
+        times = _times_of_day(frame[time_column])
+        if times is None:
+            continue
+        named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
+        for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
+            dates = frame[date_column]
+            if date_column == time_column or dates.astype(str).str.contains(":").any() or not _looks_like_dates(dates):
+                continue  # not a column of dates alone
+            joined = frame.drop(columns=time_column)
+            joined[date_column] = dates.astype(str).str.strip() + " " + times
+            if date_column.lower() not in _TIMESTAMP_NAMES and not any(c.lower() in _TIMESTAMP_NAMES for c in joined.columns):
+                joined = joined.rename(columns={date_column: "timestamp"})  # found as the timestamp wherever it stands
+            log.info("%s: columns %r and %r read as one timestamp", label, date_column, time_column)
+            return joined
+    return frame
+
+
 def _frame_to_series(
     frame: pd.DataFrame,
     label: str,
@@ -795,6 +847,9 @@ def _frame_to_series(
     columns_in = [str(c).strip() for c in frame.columns]
     _reject_duplicates(columns_in, label)
     frame = frame.set_axis(columns_in, axis=1)
+    if not isinstance(frame.index, pd.DatetimeIndex):
+        frame = _join_date_and_time(frame, label)
+        columns_in = list(frame.columns)
     timestamps: pd.DatetimeIndex | None = None
     timestamp_column: str | None = None
     read_dayfirst = False
