@@ -518,7 +518,12 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["time"]}, "'time' is the timestamp column"),
         ("data.csv", "time,a,b\n2024-01-01,1,2\n2024-01-02,2,3\n", {"columns": ["a"], "exclude_columns": ["b"]}, "not both"),
         ("data.csv", "time,a\n2024-01-01,1\nsoon,2\n", {}, "timestamp column 'time' holds values that are not dates"),
-        ("data.csv", "time,a\n1,1\n2,2\n", {}, r"holds numbers, not dates \(nor Unix times in seconds or milliseconds\)"),
+        (
+            "data.csv",
+            "time,a\n1,1\n2,2\n",
+            {},
+            r"holds numbers, not dates \(nor Unix times in seconds or milliseconds, nor spreadsheet day numbers\)",
+        ),
         ("data.csv", "a,b\n,\n,\n", {}, r"no sensor has a single reading"),
         ("data.csv", "a,b\n0,0\n0,0\n", {"zero_is_missing": True}, r"no sensor has a single reading.*--zero-is-missing"),
         ("data.csv", "a,a\n1,2\n3,4\n", {}, "duplicate column names"),
@@ -625,6 +630,18 @@ def test_unix_times_read_as_utc(tmp_path: Path, unit: str, scale: int, caplog: p
         series = load_series(path)
     assert list(series.timestamps) == list(pd.date_range("2023-11-14 22:13:20", periods=3, freq="5min", tz="UTC"))
     assert f"holds Unix times in {unit}: read as UTC" in caplog.text
+
+
+def test_spreadsheet_day_numbers_read_as_dates(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Excel's dates saved as General: 45355.010417 is 4 March 2024 00:15; float noise must not push
+    # a step off the 15-minute grid. Before, refused as "holds numbers, not dates"
+    stamps = pd.date_range("2024-03-04", periods=300, freq="15min")
+    days = (stamps - pd.Timestamp("1899-12-30")) / pd.Timedelta("1D")
+    pd.DataFrame({"timestamp": days.map(lambda d: f"{d:.6f}"), "a": np.arange(300.0)}).to_csv(tmp_path / "x.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "x.csv")
+    assert list(series.timestamps) == list(stamps) and series.values[:, 0].tolist() == list(range(300))
+    assert "holds spreadsheet day numbers (Excel's dates): read as dates" in caplog.text
 
 
 def test_freq_sets_the_grid_of_a_file_with_timestamps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

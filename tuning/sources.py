@@ -55,6 +55,10 @@ _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024:
 _TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
 _HOUR_NAMES = frozenset({"hour", "hr", "hourofday"})
 _DATE_NAMES = frozenset({"date", "day", "countdate", "datum", "fecha"})
+# Excel stores a date as days since 30 December 1899 (the 1900 date system); saved as a
+# number, 1 January 1970 is 25569 and 1 January 2100 is 73051.
+_EXCEL_DAY_0 = pd.Timestamp("1899-12-30")
+_EXCEL_DAYS = (25569, 73051)
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
 # Caltrans PeMS clearinghouse station files (Station 5-Minute, Station Hour): no header,
@@ -340,9 +344,12 @@ def _to_datetimes(column: pd.Series, dayfirst: bool | None = None) -> tuple[pd.D
 
 
 def _epoch_unit(column: pd.Series) -> str | None:
-    """'s' or 'ms' when a numeric timestamp column holds Unix times (2001-2096), else None."""
+    """'s' or 'ms' when a numeric timestamp column holds Unix times (2001-2096), 'D' for
+    spreadsheet day numbers (1970-2099: Excel's dates saved as General), else None."""
     numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
     finite = numbers[np.isfinite(numbers)]
+    if finite.size and _EXCEL_DAYS[0] <= finite.min() and finite.max() < _EXCEL_DAYS[1]:
+        return "D"
     if finite.size == 0 or (finite != np.round(finite)).any():
         return None
     for unit, scale in (("s", 1), ("ms", 1_000)):
@@ -358,8 +365,12 @@ def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = Non
         if unit is None:
             raise DataError(
                 f"{label}: timestamp column {column.name!r} holds numbers, not dates (nor Unix times in seconds or "
-                "milliseconds); write dates such as '2024-01-01 08:00', or rename the column if it holds sensor readings"
+                "milliseconds, nor spreadsheet day numbers); write dates such as '2024-01-01 08:00', or rename the column if it "
+                "holds sensor readings"
             )
+        if unit == "D":  # a day and its fraction since Excel's day 0; floats, so to the nearest second
+            log.info("%s: timestamp column %r holds spreadsheet day numbers (Excel's dates): read as dates", label, column.name)
+            return pd.DatetimeIndex(pd.to_datetime(column, unit="D", origin=_EXCEL_DAY_0)).round("s"), False
         log.info("%s: timestamp column %r holds Unix times in %s: read as UTC", label, column.name,
                  "seconds" if unit == "s" else "milliseconds")  # fmt: skip
         return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True)), False
