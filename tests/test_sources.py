@@ -158,6 +158,40 @@ def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> No
     assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
 
 
+# --- spreadsheets ---------------------------------------------------------------------------------
+
+
+def test_a_workbook_reads_as_its_csv_would(tmp_path: Path, stations: TrafficSeries, caplog: pytest.LogCaptureFixture) -> None:
+    # a title and a source line above the table, a second sheet of notes, sensor ids as numbers
+    frame = pd.DataFrame(
+        stations.values, index=stations.timestamps.rename("timestamp"), columns=list(map(int, stations.sensor_ids))
+    )
+    with pd.ExcelWriter(tmp_path / "counts.xlsx") as book:
+        pd.DataFrame([["Counts, January 2024"], ["source: the city"]]).to_excel(
+            book, sheet_name="Counts", header=False, index=False
+        )
+        frame.to_excel(book, sheet_name="Counts", startrow=3)
+        pd.DataFrame({"note": ["detector 400017 was moved"]}).to_excel(book, sheet_name="Notes")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "counts.xlsx")
+    assert "read its first sheet 'Counts' (it has 2: 'Counts', 'Notes')" in caplog.text
+    assert "2 row(s) above the table's header left out" in caplog.text
+    assert series.sensor_ids == stations.sensor_ids and list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+
+
+def test_a_workbooks_date_and_time_cells_and_a_sheet_without_header(tmp_path: Path, stations: TrafficSeries) -> None:
+    stamps = stations.timestamps
+    cells = pd.DataFrame({"Date": stamps.normalize(), "Time": [t.time() for t in stamps], "a": stations.values[:, 0]})
+    cells.to_excel(tmp_path / "cells.xlsx", index=False)
+    series = load_series(tmp_path / "cells.xlsx")
+    assert list(series.timestamps) == list(stamps) and series.sensor_ids == ("a",)
+    pd.DataFrame(stations.values[:100], index=stamps[:100]).to_excel(tmp_path / "bare.xlsx", header=False)
+    bare = load_series(tmp_path / "bare.xlsx")
+    assert bare.sensor_ids == ("S000", "S001", "S002", "S003") and list(bare.timestamps) == list(stamps[:100])
+    np.testing.assert_array_equal(bare.values, stations.values[:100])
+
+
 # --- a date column and a time column ---------------------------------------------------------------
 
 
@@ -532,7 +566,13 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a\n1\n2\n", {"start": "2024-01-01"}, "without freq"),
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
         ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
-        ("data.dat", "a\n1\n2\n", {}, r"unsupported file type '\.dat'.*\.csv, \.txt, \.parquet, \.npz, \.h5, \.hdf5, \.hdf"),
+        ("data.xlsx", b"not a workbook", {}, r"cannot read as xlsx"),
+        (
+            "data.dat",
+            "a\n1\n2\n",
+            {},
+            r"unsupported file type '\.dat'.*\.csv, \.txt, \.parquet, \.npz, \.h5, \.hdf5, \.hdf, \.xlsx",
+        ),
         ("data.csv.gz", b"not gzip", {}, r"cannot read as csv: Not a gzipped file"),
         ("data.json.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv or \.txt also compressed: \.csv\.gz, \.csv\.bz2"),
     ],

@@ -9,6 +9,7 @@ faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing
 from __future__ import annotations
 
 import bz2
+import datetime as dt
 import glob
 import gzip
 import io
@@ -31,8 +32,9 @@ from tuning.errors import DataError
 log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
 _HDF5 = (".h5", ".hdf5", ".hdf")
-_SUPPORTED = (".csv", ".txt", ".parquet", ".npz", *_HDF5)  # .txt: delimited text, as PeMS serves it
-_FORMATS = ".csv, .parquet, .npz or .h5"
+_EXCEL = (".xlsx", ".xlsm")
+_SUPPORTED = (".csv", ".txt", ".parquet", ".npz", *_HDF5, *_EXCEL)  # .txt: delimited text, as PeMS serves it
+_FORMATS = ".csv, .parquet, .xlsx, .npz or .h5"
 # Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
 _CSV_COMPRESSED: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # and a .zip of one file
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -723,6 +725,42 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep=sep, decimal=decimal)
 
 
+def _read_excel(path: Path) -> pd.DataFrame:
+    """A workbook's first sheet as a frame, read as its CSV would be.
+
+    Counts published as spreadsheets often carry a title and notes above the table: the
+    header is the first row as wide as the table. Empty rows and columns around it are
+    left out. A sheet without a header row (numbers from the first row on) is read as a
+    headerless CSV is. Dates and times come as the cells' own values, not as text.
+    """
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except ImportError as e:  # a main dependency; only a broken install lacks it
+        raise DataError(f"{path}: reading .xlsx needs openpyxl, which is not installed; pip install openpyxl") from e
+    with book:
+        sheets = [str(name) for name in book.sheet_names]
+        raw = book.parse(sheets[0], header=None).dropna(how="all").dropna(axis=1, how="all")
+    if len(sheets) > 1:
+        log.info("%s: read its first sheet %r (it has %d: %s); save another as its own file to use it", path, sheets[0],
+                 len(sheets), ", ".join(map(repr, sheets)))  # fmt: skip
+    if raw.empty:
+        raise DataError(f"{path}: its first sheet {sheets[0]!r} is empty; put the table of readings on the first sheet")
+    filled = raw.notna().sum(axis=1).to_numpy()
+    top = int(np.argmax(filled == filled.max()))  # above it: a title, notes
+    table = raw.iloc[top:].reset_index(drop=True)
+    dated = isinstance(table.iat[0, 0], (pd.Timestamp, dt.datetime, dt.date))
+    if top:
+        log.info("%s: %d row(s) above the table's header left out (a title or notes)", path, top)
+    if _first_row_is_data(table.iloc[:21, int(dated) :].astype(str), "."):
+        names = ["timestamp"] * dated + list(_array_ids(table.shape[1] - dated))
+        log.info("%s: the first row holds readings, not sensor names (no header): read as data", path)
+        return table.set_axis(names, axis=1).infer_objects()
+    # a column with a title above it reads as floats: sensor id 101 came as 101.0
+    names = [str(int(c)) if isinstance(c, float) and c.is_integer() else str(c).strip() for c in table.iloc[0]]
+    _reject_duplicates(names, str(path))
+    return table.iloc[1:].set_axis(names, axis=1).reset_index(drop=True).infer_objects()
+
+
 def _first_row_is_data(head: pd.DataFrame, decimal: str) -> bool:
     """Whether a CSV's first row holds readings, not sensor names (a file without a header row).
 
@@ -826,10 +864,18 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
         for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
             dates = frame[date_column]
-            if date_column == time_column or dates.astype(str).str.contains(":").any() or not _looks_like_dates(dates):
+            if date_column == time_column:
+                continue
+            if pd.api.types.is_datetime64_any_dtype(dates.dtype):  # a spreadsheet's date cells
+                if dates.isna().any() or (dates != dates.dt.normalize()).any():
+                    continue
+                text = dates.dt.strftime("%Y-%m-%d")
+            elif dates.astype(str).str.contains(":").any() or not _looks_like_dates(dates):
                 continue  # not a column of dates alone
+            else:
+                text = dates.astype(str).str.strip()
             joined = frame.drop(columns=time_column)
-            joined[date_column] = dates.astype(str).str.strip() + " " + times
+            joined[date_column] = text + " " + times
             if date_column.lower() not in _TIMESTAMP_NAMES and not any(c.lower() in _TIMESTAMP_NAMES for c in joined.columns):
                 joined = joined.rename(columns={date_column: "timestamp"})  # found as the timestamp wherever it stands
             log.info("%s: columns %r and %r read as one timestamp", label, date_column, time_column)
@@ -1060,6 +1106,8 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
             return _read_npz(file)
         if suffix in _HDF5:
             return _read_hdf(file)
+        if suffix in _EXCEL:
+            return _read_excel(file)
         return _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
