@@ -186,6 +186,9 @@ def test_a_workbooks_date_and_time_cells_and_a_sheet_without_header(tmp_path: Pa
     cells.to_excel(tmp_path / "cells.xlsx", index=False)
     series = load_series(tmp_path / "cells.xlsx")
     assert list(series.timestamps) == list(stamps) and series.sensor_ids == ("a",)
+    named = pd.DataFrame(stations.values[:100], index=stamps[:100], columns=list(stations.sensor_ids))
+    named.to_excel(tmp_path / "unnamed_index.xlsx")  # the header's first cell, over the dates, is empty
+    assert load_series(tmp_path / "unnamed_index.xlsx").sensor_ids == stations.sensor_ids
     pd.DataFrame(stations.values[:100], index=stamps[:100]).to_excel(tmp_path / "bare.xlsx", header=False)
     bare = load_series(tmp_path / "bare.xlsx")
     assert bare.sensor_ids == ("S000", "S001", "S002", "S003") and list(bare.timestamps) == list(stamps[:100])

@@ -729,7 +729,7 @@ def _read_excel(path: Path) -> pd.DataFrame:
     """A workbook's first sheet as a frame, read as its CSV would be.
 
     Counts published as spreadsheets often carry a title and notes above the table: the
-    header is the first row as wide as the table. Empty rows and columns around it are
+    header is the first row as wide as the table, or one cell narrower. Empty rows and columns around it are
     left out. A sheet without a header row (numbers from the first row on) is read as a
     headerless CSV is. Dates and times come as the cells' own values, not as text.
     """
@@ -746,7 +746,8 @@ def _read_excel(path: Path) -> pd.DataFrame:
     if raw.empty:
         raise DataError(f"{path}: its first sheet {sheets[0]!r} is empty; put the table of readings on the first sheet")
     filled = raw.notna().sum(axis=1).to_numpy()
-    top = int(np.argmax(filled == filled.max()))  # above it: a title, notes
+    # above it: a title, notes; the header may lack one cell (over a column of dates)
+    top = int(np.argmax(filled >= max(2, filled.max() - 1)))
     table = raw.iloc[top:].reset_index(drop=True)
     dated = isinstance(table.iat[0, 0], (pd.Timestamp, dt.datetime, dt.date))
     if top:
@@ -756,7 +757,10 @@ def _read_excel(path: Path) -> pd.DataFrame:
         log.info("%s: the first row holds readings, not sensor names (no header): read as data", path)
         return table.set_axis(names, axis=1).infer_objects()
     # a column with a title above it reads as floats: sensor id 101 came as 101.0
-    names = [str(int(c)) if isinstance(c, float) and c.is_integer() else str(c).strip() for c in table.iloc[0]]
+    names = [
+        f"Unnamed: {i}" if pd.isna(c) else str(int(c)) if isinstance(c, float) and c.is_integer() else str(c).strip()
+        for i, c in enumerate(table.iloc[0])
+    ]  # empty header cells named as pandas names them in a CSV
     _reject_duplicates(names, str(path))
     return table.iloc[1:].set_axis(names, axis=1).reset_index(drop=True).infer_objects()
 
