@@ -158,6 +158,44 @@ def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> No
     assert packed.sensor_ids == plain.sensor_ids and list(packed.timestamps) == list(plain.timestamps)
 
 
+def test_utd19s_day_and_interval_seconds_are_one_timestamp(tmp_path: Path) -> None:
+    # UTD19 (loop detectors of 40 cities): day, interval (seconds since midnight), detid, flow, occ,
+    # error, city, speed (empty in most cities). Before, the days alone were the timestamps.
+    rows = [
+        ("2017-05-06", sec, det, 10 + sec // 180 % 50 + i, 0.05, NAN, "augsburg", NAN)
+        for sec in range(0, 86_400, 180)
+        for i, det in enumerate(("K101D11", "K101D12"))
+    ]
+    frame = pd.DataFrame(rows, columns=["day", "interval", "detid", "flow", "occ", "error", "city", "speed"])
+    frame.to_csv(tmp_path / "utd19.csv", index=False)
+    with pytest.raises(DataError, match=r"several value columns \['flow', 'occ'\].*e\.g\. --columns flow$"):
+        load_series(tmp_path / "utd19.csv")  # the empty error and speed columns are not offered
+    series = load_series(tmp_path / "utd19.csv", columns=["flow"], zero_is_missing=False)
+    assert series.sensor_ids == ("K101D11", "K101D12") and series.num_steps == 480
+    assert list(series.timestamps[:2]) == [pd.Timestamp("2017-05-06 00:00"), pd.Timestamp("2017-05-06 00:03")]
+    np.testing.assert_array_equal(series.values[:, 1], 11 + np.arange(480) % 50)
+
+
+def test_a_folder_of_per_site_files_with_a_midnight_report_date(tmp_path: Path) -> None:
+    # National Highways' WebTRIS reports, a file per site: "Report Date" at midnight, "Time Period
+    # Ending" the quarter hour's last minute, several value columns; their names need quoting
+    stamps = pd.date_range("2024-03-04", periods=192, freq="15min")
+    for k, site in enumerate(("M25/4012A", "M25/4015B")):
+        pd.DataFrame({
+            "Site Name": site,
+            "Report Date": stamps.normalize().strftime("%Y-%m-%dT00:00:00"),
+            "Time Period Ending": (stamps + pd.Timedelta("14min")).strftime("%H:%M:%S"),
+            "Time Interval": np.arange(192) % 96,
+            "Total Volume": np.arange(192) + 1000 * k,
+            "Avg mph": 60,
+        }).to_csv(tmp_path / f"site{k}.csv", index=False)  # fmt: skip
+    with pytest.raises(DataError, match=r"e\.g\. --columns 'Total Volume'$"):
+        load_series(tmp_path)
+    series = load_series(tmp_path, columns=["Total Volume"])
+    assert series.sensor_ids == ("M25/4012A", "M25/4015B") and series.timestamps[0] == pd.Timestamp("2024-03-04 00:14")
+    np.testing.assert_array_equal(series.values, np.stack([np.arange(192), np.arange(192) + 1000], axis=1))
+
+
 # --- spreadsheets ---------------------------------------------------------------------------------
 
 
@@ -570,6 +608,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.parquet", b"not a parquet file", {}, r"cannot read as parquet"),
         ("data.npz", b"not a zip file at all", {}, r"is not a \.npz archive.*np\.savez"),
         ("data.xlsx", b"not a workbook", {}, r"cannot read as xlsx"),
+        ("speed_matrix.pkl", b"\x80\x04", {}, r"a pickle, which can run code when read, so it is not read here.*to_parquet"),
         (
             "data.dat",
             "a\n1\n2\n",

@@ -17,6 +17,7 @@ import logging
 import lzma
 import os
 import re
+import shlex
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -53,10 +54,15 @@ _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*$")
 _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024: day or month first?
 # A date column and a time-of-day column beside it (``Date,Time``, as spreadsheets and many
 # agencies export them) are one timestamp. The time column is found by its values (08:15,
-# 08:15:00) anywhere after the date, or by its name when it holds whole hours (0-23).
+# 08:15:00) anywhere after the date, or by its name when it holds whole numbers: hours (0-23),
+# minutes or seconds since midnight (UTD19's ``interval``), the seconds per unit given here.
 _TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
-_HOUR_NAMES = frozenset({"hour", "hr", "hourofday"})
-_DATE_NAMES = frozenset({"date", "day", "countdate", "datum", "fecha"})
+_CLOCK_UNITS = {
+    "hour": 3600, "hr": 3600, "hourofday": 3600, "minute": 60, "minuteofday": 60,
+    "second": 1, "seconds": 1, "secondofday": 1, "interval": 1,
+}  # fmt: skip
+_DATE_NAMES = frozenset({"date", "day", "countdate", "reportdate", "datum", "fecha"})
+_MIDNIGHT = r"[T ]00:00(:00(\.0+)?)?$"  # 2024-03-04T00:00:00: a date written as a timestamp
 # Excel stores a date as days since 30 December 1899 (the 1900 date system); saved as a
 # number, 1 January 1970 is 25569 and 1 January 2100 is 73051.
 _EXCEL_DAY_0 = pd.Timestamp("1899-12-30")
@@ -593,12 +599,18 @@ def _long_to_wide(
     numeric = {c: v for c in (picked or others) if c not in dropped and (v := _as_numbers(frame[c])) is not None}
     if picked and (len(picked) > 1 or not numeric):
         raise DataError(f"{label}: --columns names {picked} of this long table's columns; name one column of numeric readings")
+    if not picked:  # an empty column (UTD19's speed in most cities) holds no readings to offer
+        numeric = {c: v for c, v in numeric.items() if not np.isnan(v).all()}
     if len(numeric) != 1:
         what = f"several value columns {list(numeric)}" if numeric else "no numeric value column"
+        usual = sorted(  # what is usually forecast, speed first
+            (c for c in numeric if re.search(r"speed|flow|volume|count|occ", c, re.IGNORECASE)),
+            key=lambda c: "speed" not in c.lower(),
+        )
+        example = (usual or list(numeric) or ["speed"])[0]
         raise DataError(
             f"{label}: a long table (a row per {time_name!r} and sensor {id_column!r}) needs one column "
-            f"of readings, but has {what}; name the one to forecast with --columns, e.g. --columns "
-            f"{'speed' if 'speed' in numeric else (list(numeric) or ['speed'])[0]}"
+            f"of readings, but has {what}; name the one to forecast with --columns, e.g. --columns {shlex.quote(example)}"
         )
     ((value_column, values),) = numeric.items()
     ignored = [c for c in others if c != value_column]
@@ -838,15 +850,22 @@ def _name_key(name: str) -> str:
 
 
 def _times_of_day(column: pd.Series) -> pd.Series | None:
-    """The column as "HH:MM[:SS]" text when it holds times of day (or whole hours 0-23 under an
-    hour's name), else None. The first rows are tried first: most columns fail there."""
+    """The column as "HH:MM[:SS]" text when it holds times of day (or whole hours, minutes or
+    seconds since midnight under such a name), else None. The first rows are tried first:
+    most columns fail there."""
     if pd.api.types.is_numeric_dtype(column.dtype):
-        if _name_key(str(column.name)) not in _HOUR_NAMES or column.isna().any():
+        unit = _CLOCK_UNITS.get(_name_key(str(column.name)))
+        if unit is None or column.isna().any():
             return None
-        hours = column.to_numpy(dtype=np.float64)
-        if not ((hours == np.round(hours)) & (hours >= 0) & (hours <= 23)).all():
+        numbers = column.to_numpy(dtype=np.float64)
+        if not ((numbers == np.round(numbers)) & (numbers >= 0) & (numbers * unit < 86_400)).all():
             return None
-        return pd.Series([f"{int(h):02d}:00" for h in hours], index=column.index)
+        if unit == 1 and numbers.max() < 3600:  # an "interval" 0-95 counts steps, not seconds: its step is unknown
+            return None
+        seconds = pd.to_timedelta(numbers * unit, unit="s")
+        return pd.Series(
+            [f"{c.hours:02d}:{c.minutes:02d}:{c.seconds:02d}" for c in seconds.components.itertuples()], index=column.index
+        )
     if not pd.api.types.is_object_dtype(column.dtype) and not pd.api.types.is_string_dtype(column.dtype):
         return None
     if not column.head(50).astype(str).str.fullmatch(_TIME_OF_DAY).all():
@@ -854,8 +873,18 @@ def _times_of_day(column: pd.Series) -> pd.Series | None:
     return column.astype(str).str.strip() if column.astype(str).str.fullmatch(_TIME_OF_DAY).all() else None
 
 
+def _dates_alone(column: pd.Series) -> pd.Series | None:
+    """The column as date text when it holds dates without a time of day (or at midnight), else None."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):  # a spreadsheet's date cells
+        if column.isna().any() or (column != column.dt.normalize()).any():
+            return None
+        return column.dt.strftime("%Y-%m-%d")
+    text = column.astype(str).str.strip().str.replace(_MIDNIGHT, "", regex=True)
+    return None if text.str.contains(":").any() or not _looks_like_dates(text) else text
+
+
 def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
-    """``Date,Time`` (or ``Date,Hour``) columns as one timestamp column, in the date column's place.
+    """``Date,Time`` (or ``Date,Hour``, ``day,interval``) columns as one timestamp column, in the date column's place.
 
     Read apart, the time column became a "sensor" (a wide file misread as a long table), or
     the dates alone were the timestamps and a day's rows were averaged into one step.
@@ -867,17 +896,9 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
             continue
         named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
         for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
-            dates = frame[date_column]
-            if date_column == time_column:
+            text = None if date_column == time_column else _dates_alone(frame[date_column])
+            if text is None:
                 continue
-            if pd.api.types.is_datetime64_any_dtype(dates.dtype):  # a spreadsheet's date cells
-                if dates.isna().any() or (dates != dates.dt.normalize()).any():
-                    continue
-                text = dates.dt.strftime("%Y-%m-%d")
-            elif dates.astype(str).str.contains(":").any() or not _looks_like_dates(dates):
-                continue  # not a column of dates alone
-            else:
-                text = dates.astype(str).str.strip()
             joined = frame.drop(columns=time_column)
             joined[date_column] = text + " " + times
             if date_column.lower() not in _TIMESTAMP_NAMES and not any(c.lower() in _TIMESTAMP_NAMES for c in joined.columns):
@@ -1092,6 +1113,11 @@ def _data_files(path: Path) -> list[Path]:
         files = [path]
     for file in files:
         suffix = _file_type(file)
+        if suffix in (".pkl", ".pickle"):  # Seattle Loop's speed matrix, among others, ships as one
+            raise DataError(
+                f"{file}: a pickle, which can run code when read, so it is not read here; convert it where you trust "
+                f"its source: python -c \"import pandas as pd; pd.read_pickle('{file.name}').to_parquet('{file.stem}.parquet')\""
+            )
         if suffix not in _SUPPORTED:
             raise DataError(
                 f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are {', '.join(_SUPPORTED)} "
