@@ -319,6 +319,20 @@ def test_a_pems_station_file_reads_as_a_long_table_of_its_stations(
     assert flows.readings == "flow" and not np.isnan(flows.values[:, 4]).any()
 
 
+def test_a_pems_station_day_file_reads_flow_only(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Station Day files hold vehicle-hours of delay where the 5-minute files hold occupancy and speed
+    rows = [
+        f"{day:%m/%d/%Y} 00:00:00,{station},4,101,S,ML,.5,2880,100,{50_000 + d * 100 + k},35.2,80.1,120.3,160.4,200.5,240.6"
+        for d, day in enumerate(pd.date_range("2024-01-01", periods=10))
+        for k, station in enumerate((400001, 400017))
+    ]
+    (tmp_path / "d04_text_station_day_2024_01.txt").write_text("\n".join(rows) + "\n")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "d04_text_station_day_2024_01.txt")
+    assert "fields 11-12 are not occupancy and speed" in caplog.text and series.readings == "flow"
+    np.testing.assert_array_equal(series.values[:, 1], 50_001 + 100 * np.arange(10))
+
+
 def test_a_folder_of_daily_files_reads_as_one_series(
     tmp_path: Path, stations: TrafficSeries, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -708,11 +708,17 @@ def _read_pems_station(path: Path, sep: str) -> pd.DataFrame:
     fields = {**_PEMS_STATION_FIELDS, 5: "lane_type"}
     frame = pd.read_csv(path, sep=sep, header=None, usecols=list(fields)).rename(columns=fields)
     lane_types = frame.drop_duplicates("station")["lane_type"].value_counts()
+    frame = frame.drop(columns="lane_type")
+    occupancy = pd.to_numeric(frame["occupancy"], errors="coerce")
+    if (occupancy > 1).any():  # a fraction in 5-minute and hourly files; Station Day files hold delays there
+        frame = frame.drop(columns=["occupancy", "speed"])
+        log.warning("%s: fields 11-12 are not occupancy and speed (values above 1, as in a Station Day file): "
+                    "only flow is read", path)  # fmt: skip
     log.info(
         "%s: a PeMS station file (no header row): read %s; stations by lane type: %s",
-        path, ", ".join(_PEMS_STATION_FIELDS.values()), ", ".join(f"{k} {v}" for k, v in lane_types.items()),
+        path, ", ".join(frame.columns), ", ".join(f"{k} {v}" for k, v in lane_types.items()),
     )  # fmt: skip
-    return frame.drop(columns="lane_type")
+    return frame
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
