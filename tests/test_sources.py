@@ -148,6 +148,13 @@ def test_csv_separators_and_decimal_commas(tmp_path: Path, text: str, said: str,
     assert said in caplog.text
 
 
+def test_what_exports_write_for_no_reading_is_a_missing_reading(tmp_path: Path) -> None:
+    # a dash, a spreadsheet's #DIV/0!, a detector's ERR: before, the column was "non-numeric" and refused
+    text = "timestamp,a,b\n2024-01-01 00:00,61.5,-\n2024-01-01 00:05,#DIV/0!,57\n2024-01-01 00:10,-4.5,ERR\n"
+    series = load_series(_write(tmp_path / "data.csv", text))
+    np.testing.assert_array_equal(series.values, np.array([[61.5, NAN], [NAN, 57], [-4.5, NAN]], dtype=np.float32))
+
+
 @pytest.mark.parametrize("compression", ["gz", "bz2", "xz", "zip"])
 def test_compressed_csv_reads_as_the_csv(tmp_path: Path, compression: str) -> None:
     frame = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "2024-01-01 00:05"], "a": [61.5, 60.0], "b": [58.0, None]})
@@ -576,7 +583,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "a,b\n1,2\n", {}, r"has 1 row\(s\).*at least 2"),
         ("data.csv", "a,b\n", {}, r"has 0 row\(s\)"),
         ("data.csv", "t,a,weather\n2024-01-01,1,sun\n2024-01-02,2,rain\n", {}, r"non-numeric columns \['weather'\]"),
-        ("data.csv", "a,b\n1,x\n2,3\n", {}, r"non-numeric columns \['b'\].*drop or convert"),
+        ("data.csv", "a,b\n1,3\n2,x\n", {}, r"non-numeric columns \['b'\] \('x' in 'b', data row 2\).*drop or convert"),
         ("data.csv", "time,a\n2024-01-01,1\n2024-01-01,2\n", {}, r"has 1 distinct timestamp\(s\); at least 2"),
         ("data.csv", "time,a\n2024-01-02,1\n2024-01-03,2\n2024-01-01,3\n", {}, "in order.*data row 3.*not increasing"),
         (

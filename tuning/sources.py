@@ -67,6 +67,12 @@ _MIDNIGHT = r"[T ]00:00(:00(\.0+)?)?$"  # 2024-03-04T00:00:00: a date written as
 # number, 1 January 1970 is 25569 and 1 January 2100 is 73051.
 _EXCEL_DAY_0 = pd.Timestamp("1899-12-30")
 _EXCEL_DAYS = (25569, 73051)
+# What exports write for "no reading" beyond pandas' own NA, N/A, NULL, nan...: dashes,
+# spreadsheet errors, error flags. Read as missing readings, as those are.
+_MISSING_MARKS = (
+    "-", "--", "---", "\u2013", "\u2014", "?", "#VALUE!", "#DIV/0!", "#REF!", "#NUM!", "#NAME?", "#NULL!",
+    "ERR", "Err", "err", "ERROR", "Error", "error", "missing", "Missing", "MISSING", "no data", "No Data", "NO DATA",
+)  # fmt: skip
 # In a long table each timestamp holds a row per sensor; a wide file repeats few if any.
 _LONG_MIN_REPEAT = 1.5
 # Caltrans PeMS clearinghouse station files (Station 5-Minute, Station Hour): no header,
@@ -738,9 +744,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
             "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
             path, ", ".join(names[dated : dated + 2]),
         )  # fmt: skip
-        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names)
+        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS)
     _reject_duplicates(header, str(path))
-    return pd.read_csv(path, sep=sep, decimal=decimal)
+    return pd.read_csv(path, sep=sep, decimal=decimal, na_values=_MISSING_MARKS)
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
@@ -757,7 +763,7 @@ def _read_excel(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: reading .xlsx needs openpyxl, which is not installed; pip install openpyxl") from e
     with book:
         sheets = [str(name) for name in book.sheet_names]
-        raw = book.parse(sheets[0], header=None).dropna(how="all").dropna(axis=1, how="all")
+        raw = book.parse(sheets[0], header=None, na_values=_MISSING_MARKS).dropna(how="all").dropna(axis=1, how="all")
     if len(sheets) > 1:
         log.info("%s: read its first sheet %r (it has %d: %s); save another as its own file to use it", path, sheets[0],
                  len(sheets), ", ".join(map(repr, sheets)))  # fmt: skip
@@ -976,9 +982,11 @@ def _frame_to_series(
         else:
             numeric.append(as_numbers)
     if bad:
+        cells = frame[bad[0]].astype(object).map(lambda v: v.strip() or None if isinstance(v, str) else v)
+        first = int(np.flatnonzero((pd.to_numeric(cells, errors="coerce").isna() & cells.notna()).to_numpy())[0])
         raise DataError(
-            f"{label}: non-numeric columns {bad}: every column except one timestamp column must hold "
-            f"sensor readings; drop or convert them, or {_PICK_HINT}"
+            f"{label}: non-numeric columns {bad} ({cells.iloc[first]!r} in {bad[0]!r}, data row {first + 1}): every column "
+            f"except one timestamp column must hold sensor readings; drop or convert them, or {_PICK_HINT}"
         )
     if not sensors:
         raise DataError(f"{label}: no sensor columns (columns: {columns_in}); it needs one numeric column per sensor")
