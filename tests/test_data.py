@@ -162,6 +162,19 @@ def test_scaler_is_fitted_on_the_training_part_only() -> None:
     assert not np.array_equal(prepare_data(earlier, LS, LT).scaler.mean, base.scaler.mean)
 
 
+def test_the_forecast_floor_is_zero_for_data_that_never_go_below_it() -> None:
+    counts = np.random.default_rng(2).poisson(3, (400, 2)).astype(np.float32)  # zeros at night, never below
+    scaler = prepare_data(counts, LS, LT).scaler
+    assert scaler.floor == 0.0
+    sensor = torch.tensor([0, 1])
+    below = torch.full((2, 3), -50.0)  # scaled units: far below zero in the data's units
+    assert (scaler.inverse(below, sensor) < 0).all()  # targets and baselines stay as they are
+    assert (scaler.forecast(below, sensor) == 0).all()
+    torch.testing.assert_close(scaler.inverse(scaler.scaled_floor(sensor).expand(2, 3), sensor), torch.zeros(2, 3))
+    counts[5, 0] = -1.0  # data that go below zero (differences, anomalies): forecasts may too
+    assert prepare_data(counts, LS, LT).scaler.floor is None
+
+
 def test_separate_test_data_uses_the_training_scaler() -> None:
     rng = np.random.default_rng(2)
     train, test = rng.normal(60, 8, (320, 2)), rng.normal(60, 8, (100, 2))

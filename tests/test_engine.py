@@ -561,3 +561,33 @@ def test_dataloader_with_workers_matches_tensor_path_and_persists(
     assert [m["val_loss"] for m in got] == [m["val_loss"] for m in expected]
     assert loader._loader is not None and loader._loader.persistent_workers
     assert loader._loader._iterator is not None  # the workers were kept between epochs
+
+
+class _Constant(nn.Module):
+    """A model that forecasts ``value`` (scaled units) whatever it is given."""
+
+    def __init__(self, value: float, len_target: int) -> None:
+        super().__init__()
+        self.value, self.len_target = value, len_target
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+        return torch.full((x.shape[0], self.len_target), self.value) + 0 * self.anchor
+
+
+def test_validation_scores_forecasts_held_at_zero_for_counts() -> None:
+    # far below zero everywhere: held at 0, the MAE is the mean count; unheld it would be ~100x that
+    counts = np.random.default_rng(3).poisson(4, (500, 2)).astype(np.float32)
+    data = prepare_data(counts, 10, 5)
+    assert data.scaler.floor == 0.0
+    metrics = validate_model(_Constant(-100.0, 5), data.val, data, Precision(None, False), torch.device("cpu"))
+    assert metrics["mae"] == pytest.approx(_mean_target(data), rel=1e-5)
+
+
+def _mean_target(data: PreparedData) -> float:
+    total, cells = 0.0, 0
+    for batch in data.val.batches(4096, shuffle=False):
+        y = data.scaler.inverse(batch.y, batch.sensor)
+        total += float(y[batch.mask].abs().sum())
+        cells += int(batch.mask.sum())
+    return total / cells

@@ -42,6 +42,15 @@ def test_selection_scores_in_the_datas_units_over_observed_cells_only() -> None:
     assert chosen.val_mae == pytest.approx(0.0)
 
 
+def test_selection_scores_the_average_held_at_the_floor_as_forecasts_are() -> None:
+    # a target of zeros, floor zero: -1 and +1 score 0 and 1 alone; their average is held after averaging
+    preds, y, mask, scale = _case([-1.0, 1.0, 0.4])
+    floor = torch.zeros(y.shape[0], 1)
+    assert select(preds, y, mask, scale).best_single_val_mae == pytest.approx(0.4)
+    chosen = select(preds, y, mask, scale, floor=floor)
+    assert chosen.best_single_val_mae == pytest.approx(0.0) and chosen.counts == {0: 1}
+
+
 def test_mean_ensemble_is_the_weighted_mean_of_its_members(tiny_data: PreparedData) -> None:
     torch.manual_seed(0)
     a = build_model(TrainConfig(hidden_size=8, dropout_rate=0.0), tiny_data.shape).eval()

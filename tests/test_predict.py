@@ -202,6 +202,22 @@ def test_a_sensor_without_any_reading_gets_nan_forecasts_and_the_others_do_not(
     pd.testing.assert_frame_equal(got[~dead], expected)  # the other sensors' forecasts are unchanged
 
 
+def test_forecasts_of_data_that_never_go_below_zero_stay_at_or_above_it(model_dir: Path, series: TrafficSeries) -> None:
+    forecaster = load_model(model_dir)
+    assert forecaster.scaler.floor == 0.0  # saved with the model: speeds are never negative
+
+    class FarBelow(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x: torch.Tensor, *_: Any) -> torch.Tensor:
+            return torch.full((x.shape[0], LT), -100.0) + 0 * self.anchor
+
+    got = dataclasses.replace(forecaster, model=FarBelow()).predict(_frame(series).iloc[:100])
+    assert (got["forecast"] == 0).all()
+
+
 def test_a_sensor_the_model_never_learned_is_forecast_as_nan(series: TrafficSeries, tmp_path: Path) -> None:
     values = series.values[:500].copy()
     values[:400, 1] = np.nan  # a dead detector through the training part, back at the end

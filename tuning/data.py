@@ -59,6 +59,10 @@ class Scaler:
 
     mean: np.ndarray  # (N,) float32
     std: np.ndarray  # (N,) float32, never zero
+    # 0.0 when no training reading is below zero (speeds, counts, occupancy): a forecast
+    # below it is never right, and counts forecast at night came out as -0.1 vehicles.
+    # None: the data go below zero, and forecasts may too.
+    floor: float | None = None
 
     @classmethod
     def fit(cls, values: np.ndarray) -> Scaler:
@@ -69,7 +73,9 @@ class Scaler:
         mean = np.where(np.isfinite(mean), mean, 0.0)
         # A constant (or unobserved) training sensor would divide by zero.
         std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
-        return cls(mean.astype(np.float32), std.astype(np.float32))
+        observed = values[np.isfinite(values)]
+        floor = 0.0 if observed.size and observed.min() >= 0 else None
+        return cls(mean.astype(np.float32), std.astype(np.float32), floor)
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         out = values - self.mean
@@ -82,6 +88,19 @@ class Scaler:
         mean = torch.tensor(self.mean, device=scaled.device)[sensor].unsqueeze(-1)
         std = torch.tensor(self.std, device=scaled.device)[sensor].unsqueeze(-1)
         return scaled.float() * std + mean
+
+    def forecast(self, scaled: torch.Tensor, sensor: torch.Tensor) -> torch.Tensor:
+        """A model's outputs in the data's units: :meth:`inverse`, held at the ``floor``."""
+        values = self.inverse(scaled, sensor)
+        return values if self.floor is None else values.clamp_min(self.floor)
+
+    def scaled_floor(self, sensor: torch.Tensor) -> torch.Tensor | None:
+        """The ``floor`` in scaled units of each row's ``sensor`` (B, 1), or None without one."""
+        if self.floor is None:
+            return None
+        mean = torch.as_tensor(self.mean, dtype=torch.float32)[sensor.cpu()]
+        std = torch.as_tensor(self.std, dtype=torch.float32)[sensor.cpu()]
+        return ((self.floor - mean) / std).unsqueeze(-1)
 
 
 class SeriesTensors(NamedTuple):
@@ -275,6 +294,7 @@ class PreparedData:
             "input_size": self.input_size,
             "scaler_mean": torch.tensor(self.scaler.mean, dtype=torch.float32),  # copies: arrays from Ray are read-only
             "scaler_std": torch.tensor(self.scaler.std, dtype=torch.float32),
+            "scaler_floor": self.scaler.floor,
             "sensor_ids": list(self.sensor_ids),
             "freq": self.freq,
             "untrained_sensors": list(self.untrained_sensors),

@@ -353,7 +353,7 @@ def evaluate(
             cells = int(batch.mask.sum())
             sq += float(objective(pred, batch)) * cells  # the batch's mean back to a sum
             count += cells
-            sums["model"].add(data.scaler.inverse(pred, batch.sensor), target, batch.mask)
+            sums["model"].add(data.scaler.forecast(pred, batch.sensor), target, batch.mask)
         if baseline:
             last = batch.x[:, -1:, 0].expand_as(batch.y)
             sums["copy_last"].add(data.scaler.inverse(last, batch.sensor), target, batch.mask)

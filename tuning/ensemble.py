@@ -99,16 +99,31 @@ def targets(windows: WindowSet, data: PreparedData, batch_size: int = 4096) -> t
     return torch.cat(ys), torch.cat(masks), torch.cat(scales)
 
 
-def _mae(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> float:
-    """MAE in the data's units (scaled errors times each window's sensor std), over observed cells."""
-    return float(masked_mae(pred, y, mask, scale))
+def floors(windows: WindowSet, data: PreparedData, batch_size: int = 4096) -> torch.Tensor | None:
+    """Each window's forecast floor in scaled units (windows, 1), as forecasts are held (None: none)."""
+    if data.scaler.floor is None:
+        return None
+    parts = (data.scaler.scaled_floor(b.sensor) for b in windows.batches(batch_size, shuffle=False))
+    return torch.cat([p for p in parts if p is not None])
+
+
+def _mae(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, floor: torch.Tensor | None) -> float:
+    """MAE in the data's units (scaled errors times each window's sensor std), over observed cells,
+    of the forecasts the averaged outputs give (held at the floor after averaging, as forecasts are)."""
+    return float(masked_mae(pred if floor is None else torch.maximum(pred, floor), y, mask, scale))
 
 
 def select(
-    preds: Sequence[torch.Tensor], y: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, rounds: int = MAX_ROUNDS
+    preds: Sequence[torch.Tensor],
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    scale: torch.Tensor,
+    rounds: int = MAX_ROUNDS,
+    *,
+    floor: torch.Tensor | None = None,
 ) -> Selection:
-    """Caruana's greedy forward selection with replacement on the validation MAE."""
-    scores = [_mae(p, y, mask, scale) for p in preds]
+    """Caruana's greedy forward selection with replacement on the validation MAE (``floor``: see :func:`floors`)."""
+    scores = [_mae(p, y, mask, scale, floor) for p in preds]
     finite = [i for i, s in enumerate(scores) if math.isfinite(s)]
     if not finite:
         raise ValueError("no candidate has a finite validation MAE")
@@ -118,7 +133,7 @@ def select(
     best = scores[first]
     for _ in range(rounds - 1):
         n = len(picked) + 1
-        trial = {i: _mae((total + preds[i]) / n, y, mask, scale) for i in finite}
+        trial = {i: _mae((total + preds[i]) / n, y, mask, scale, floor) for i in finite}
         i = min(trial, key=lambda k: trial[k])
         if not trial[i] < best - 1e-9:
             break
@@ -149,7 +164,7 @@ def final_model(exp_path: str, trials: pd.DataFrame, data: PreparedData, candida
     if len(found) < 2:
         return None
     y, mask, scale = targets(data.val, data)
-    chosen = select([outputs(model, data.val) for _, _, model in found], y, mask, scale)
+    chosen = select([outputs(model, data.val) for _, _, model in found], y, mask, scale, floor=floors(data.val, data))
     return {
         "kind": "ensemble",
         "members": [{"trial_id": found[i][0], "checkpoint": found[i][1], "weight": w} for i, w in sorted(chosen.weights.items())],

@@ -107,7 +107,7 @@ class Forecaster:
         batch = batch.to(device)
         with torch.no_grad():
             scaled = self.model(batch.x, batch.future, batch.sensor, batch.tod, batch.dow)  # (N, len_target)
-            values = self.scaler.inverse(scaled, batch.sensor).cpu().numpy()
+            values = self.scaler.forecast(scaled, batch.sensor).cpu().numpy()
         # No forecast where there is nothing to forecast from: a sensor the model never
         # learned, or one without any reading in ``data``.
         values[unseen | np.isin(np.array(series.sensor_ids), self.untrained_sensors)] = np.nan
@@ -244,7 +244,11 @@ def _from_file(path: Path, device: str, sweep: Mapping[str, Any] | None = None) 
         shape = DataShape(*(int(v) for v in doc["data_shape"]))
         model = build_model(config, shape)
         model.load_state_dict(weights)
-        scaler = Scaler(doc["scaler_mean"].numpy().astype(np.float32), doc["scaler_std"].numpy().astype(np.float32))
+        floor = doc.get("scaler_floor")  # None in models saved before forecasts were held at 0
+        scaler = Scaler(
+            doc["scaler_mean"].numpy().astype(np.float32), doc["scaler_std"].numpy().astype(np.float32),
+            None if floor is None else float(floor),
+        )  # fmt: skip
         sensor_ids = tuple(str(s) for s in doc["sensor_ids"])
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
