@@ -359,6 +359,21 @@ def test_a_folder_of_daily_files_reads_as_one_series(
     np.testing.assert_array_equal(pattern.values, stations.values[:576])
 
 
+def test_a_partitioned_parquet_dataset_reads_as_one_series(tmp_path: Path, stations: TrafficSeries) -> None:
+    # date=2024-01-01/part-0.parquet, ... as Spark and pyarrow write a table by day; before: "a folder without data files"
+    long = long_table(stations, id_column="sensor_id")
+    long["sensor_id"] = long["sensor_id"].astype(int)
+    long.assign(date=long["timestamp"].dt.strftime("%Y-%m-%d")).to_parquet(tmp_path / "speeds", partition_cols=["date"])
+    series = load_series(tmp_path / "speeds")  # the partition column, text, is left out of a long table
+    assert series.sensor_ids == stations.sensor_ids and list(series.timestamps) == list(stations.timestamps)
+    np.testing.assert_array_equal(series.values, stations.values)
+    wide = pd.DataFrame(stations.values, index=stations.timestamps.rename("timestamp"), columns=list(stations.sensor_ids))
+    wide.assign(day=wide.index.strftime("%d")).iloc[::-1].to_parquet(tmp_path / "wide", partition_cols=["day"])
+    again = load_series(tmp_path / "wide")  # read as numbers, "day" would be a sensor of 1, 2, 3
+    assert again.sensor_ids == stations.sensor_ids and list(again.timestamps) == list(stations.timestamps)  # in time order
+    np.testing.assert_array_equal(again.values, stations.values)
+
+
 def test_wide_daily_files_join_in_time_order_whatever_their_names(tmp_path: Path, stations: TrafficSeries) -> None:
     frame = pd.DataFrame(stations.values, index=stations.timestamps.rename("timestamp"), columns=list(stations.sensor_ids))
     for name, day in zip(["monday.csv", "tuesday.csv", "wednesday.parquet"], range(3), strict=True):

@@ -1117,6 +1117,8 @@ def _data_files(path: Path) -> list[Path]:
             raise DataError(f"no file matches {path}; check the pattern, or pass a file or a folder of files")
     elif path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and _file_type(p) in _SUPPORTED)
+        if not files and next(path.glob("*=*/**/*.parquet"), None) is not None:
+            return [path]  # a partitioned Parquet dataset (date=2024-03-04/part-0.parquet), as Spark writes it
         if not files:
             raise DataError(f"{path}: is a folder without data files; pass a {_FORMATS} file, or a folder of them")
     elif not path.exists():
@@ -1152,7 +1154,7 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
             return _read_hdf(file)
         if suffix in _EXCEL:
             return _read_excel(file)
-        return _read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
+        return _read_csv(file) if suffix == ".csv" else _read_parquet(file)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
@@ -1161,6 +1163,26 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
         raise DataError(
             f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
         ) from e
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A Parquet file, or a partitioned dataset (``date=2024-03-04/part-0.parquet``).
+
+    A dataset's partition columns name its files, not readings: read as numbers (``day=04``)
+    a wide table would gain a "sensor" of them. So they are left out, where the rows carry
+    their own timestamps, unless one names the sensor (``station=400001``).
+    """
+    frame = pd.read_parquet(path)
+    if not path.is_dir():
+        return frame
+    keys = {p.name.split("=", 1)[0] for p in path.glob("**/*=*") if p.is_dir()}
+    stamped = isinstance(frame.index, pd.DatetimeIndex) or any(
+        str(c).lower() in _TIMESTAMP_NAMES for c in frame.columns if c not in keys
+    )
+    drop = sorted(k for k in keys if k in frame.columns and _name_key(k) not in _SENSOR_ID_NAMES) if stamped else []
+    if drop:
+        log.info("%s: partition columns %s left out: they name the dataset's files, not readings", path, drop)
+    return frame.drop(columns=drop)
 
 
 def _join_files(files: list[Path], suffix: str, label: str) -> pd.DataFrame:
@@ -1239,7 +1261,7 @@ def load_series(
     """
     file = Path(path)
     files = _data_files(file)
-    suffix = _file_type(files[0])
+    suffix = ".parquet" if files[0].is_dir() else _file_type(files[0])
     label = str(file)
     mask = bool(zero_is_missing)  # auto (None) reads the zeros first, then decides
     read = _read_file(files[0], suffix) if len(files) == 1 else _join_files(files, suffix, label)
@@ -1250,7 +1272,7 @@ def load_series(
         else:
             series = _frame_to_series(
                 read, label, file.name, mask, freq=freq, columns=columns, exclude_columns=exclude_columns,
-                readings=readings, dayfirst=dayfirst, sort_rows=len(files) > 1,
+                readings=readings, dayfirst=dayfirst, sort_rows=len(files) > 1 or files[0].is_dir(),
             )  # fmt: skip
     except DataError:
         raise
