@@ -289,11 +289,15 @@ def _as_numbers(column: pd.Series) -> np.ndarray | None:
         return None
     if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers, strays = _parse_cells(column)
+    return None if strays.any() else numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _parse_cells(column: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A column of text cells as numbers (blank cells missing), and where a cell is no number."""
     cells = column.astype(object).map(lambda v: v.strip() or None if isinstance(v, str) else v)
     numbers = pd.to_numeric(cells, errors="coerce")
-    if (numbers.isna() & cells.notna()).any():
-        return None
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return numbers, numbers.isna() & cells.notna()
 
 
 def _parse_text_dates(column: pd.Series, dayfirst: bool) -> tuple[pd.DatetimeIndex, bool]:
@@ -882,7 +886,8 @@ def _times_of_day(column: pd.Series) -> pd.Series | None:
         return None
     if not column.head(50).astype(str).str.fullmatch(_TIME_OF_DAY).all():
         return None
-    return column.astype(str).str.strip() if column.astype(str).str.fullmatch(_TIME_OF_DAY).all() else None
+    text = column.astype(str)
+    return text.str.strip() if text.str.fullmatch(_TIME_OF_DAY).all() else None
 
 
 def _dates_alone(column: pd.Series) -> pd.Series | None:
@@ -902,11 +907,11 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     the dates alone were the timestamps and a day's rows were averaged into one step.
     """
     columns = list(frame.columns)
+    named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
     for i, time_column in enumerate(columns):
         times = _times_of_day(frame[time_column])
         if times is None:
             continue
-        named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
         for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
             text = None if date_column == time_column else _dates_alone(frame[date_column])
             if text is None:
@@ -982,10 +987,9 @@ def _frame_to_series(
         else:
             numeric.append(as_numbers)
     if bad:
-        cells = frame[bad[0]].astype(object).map(lambda v: v.strip() or None if isinstance(v, str) else v)
-        first = int(np.flatnonzero((pd.to_numeric(cells, errors="coerce").isna() & cells.notna()).to_numpy())[0])
+        first = int(np.flatnonzero(_parse_cells(frame[bad[0]])[1].to_numpy())[0])
         raise DataError(
-            f"{label}: non-numeric columns {bad} ({cells.iloc[first]!r} in {bad[0]!r}, data row {first + 1}): every column "
+            f"{label}: non-numeric columns {bad} ({str(frame[bad[0]].iloc[first]).strip()!r} in {bad[0]!r}, data row {first + 1}): every column "
             f"except one timestamp column must hold sensor readings; drop or convert them, or {_PICK_HINT}"
         )
     if not sensors:
