@@ -526,6 +526,11 @@ def _reindex_to_step(
     return full, grid
 
 
+def _name_key(name: str) -> str:
+    """A column name as the name sets above hold them: lower case, letters and digits only."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def _sensor_ids_of(column: pd.Series) -> pd.Series | None:
     """The column as sensor ids (text), or None where it cannot name sensors (gaps, fractions, dates)."""
     if column.isna().any() or pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(column.dtype):
@@ -583,7 +588,7 @@ def _long_to_wide(
         distinct = ids.nunique()
         if distinct > max(1, rows // 2):  # a row counter is no sensor id
             continue
-        if re.sub(r"[^a-z0-9]", "", c.lower()) in _SENSOR_ID_NAMES:
+        if _name_key(c) in _SENSOR_ID_NAMES:
             named[c] = ids
         elif (
             repeats
@@ -743,11 +748,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
     if _first_row_is_data(head.iloc[:, int(dated) :], decimal):
-        names = ["timestamp"] * dated + list(_array_ids(len(header) - dated))
-        log.info(
-            "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
-            path, ", ".join(names[dated : dated + 2]),
-        )  # fmt: skip
+        names = _headerless_names(path, len(header), dated)
         return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS)
     _reject_duplicates(header, str(path))
     return pd.read_csv(path, sep=sep, decimal=decimal, na_values=_MISSING_MARKS)
@@ -781,9 +782,7 @@ def _read_excel(path: Path) -> pd.DataFrame:
     if top:
         log.info("%s: %d row(s) above the table's header left out (a title or notes)", path, top)
     if _first_row_is_data(table.iloc[:21, int(dated) :].astype(str), "."):
-        names = ["timestamp"] * dated + list(_array_ids(table.shape[1] - dated))
-        log.info("%s: the first row holds readings, not sensor names (no header): read as data", path)
-        return table.set_axis(names, axis=1).infer_objects()
+        return table.set_axis(_headerless_names(path, table.shape[1], dated), axis=1).infer_objects()
     # a column with a title above it reads as floats: sensor id 101 came as 101.0
     names = [
         f"Unnamed: {i}" if pd.isna(c) else str(int(c)) if isinstance(c, float) and c.is_integer() else str(c).strip()
@@ -791,6 +790,17 @@ def _read_excel(path: Path) -> pd.DataFrame:
     ]  # empty header cells named as pandas names them in a CSV
     _reject_duplicates(names, str(path))
     return table.iloc[1:].set_axis(names, axis=1).reset_index(drop=True).infer_objects()
+
+
+def _headerless_names(path: Path, width: int, dated: bool) -> list[str]:
+    """Column names for a table without a header row: a timestamp (when its first cell is a
+    date), then sensors named as an array's are; with one log line."""
+    names = ["timestamp"] * dated + list(_array_ids(width - dated))
+    log.info(
+        "%s: the first row holds readings, not sensor names (no header): read as data, sensors named %s ...",
+        path, ", ".join(names[dated : dated + 2]),
+    )  # fmt: skip
+    return names
 
 
 def _first_row_is_data(head: pd.DataFrame, decimal: str) -> bool:
@@ -859,10 +869,6 @@ def select_sensors(
     picked = _pick_sensors(list(series.sensor_ids), columns, exclude_columns, label or series.name)
     index = [series.sensor_ids.index(c) for c in picked]
     return replace(series, values=np.ascontiguousarray(series.values[:, index]), sensor_ids=tuple(picked))
-
-
-def _name_key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _times_of_day(column: pd.Series) -> pd.Series | None:
