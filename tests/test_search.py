@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import shlex
@@ -27,6 +28,7 @@ from tuning.faults import FAULT_ENV, TRIAL_ERROR_ENV, snapshot
 from tuning.metrics import METRIC
 from tuning.sources import synthetic_traffic
 from tuning.storage import DISK_FULL_FAULT_ENV, Experiment
+from tuning.sweep_eta import expected_epochs
 from tuning.trainable import REPORTED_METRICS
 
 pytestmark = pytest.mark.slow
@@ -78,8 +80,24 @@ def sweep(ray_cluster: str, tiny_csv: Path, space_file: Path, tmp_path_factory: 
         "--exclude-columns",
         "S003",
     ]
-    rc = search.main(argv)
-    return {"rc": rc, "exp": storage / "e2e", "storage": storage}
+    lines = _LogLines()
+    logging.getLogger("tuning").addHandler(lines)
+    try:
+        rc = search.main(argv)
+    finally:
+        logging.getLogger("tuning").removeHandler(lines)
+    return {"rc": rc, "exp": storage / "e2e", "storage": storage, "log": lines.messages}
+
+
+class _LogLines(logging.Handler):
+    """The sweep's log messages, as its user reads them on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def test_sweep_runs_end_to_end(sweep: dict[str, Any]) -> None:
@@ -89,6 +107,13 @@ def test_sweep_runs_end_to_end(sweep: dict[str, Any]) -> None:
     assert trials["finished"].all()
     assert (trials["status"] == "TERMINATED").all()
     assert trials["best_val_mae"].map(math.isfinite).all()
+
+
+def test_the_sweep_says_once_how_long_it_may_take(sweep: dict[str, Any]) -> None:
+    (line,) = [m for m in sweep["log"] if m.startswith("sweep: an epoch takes ~")]
+    epochs = expected_epochs(NUM_SAMPLES, grace_period=1, reduction_factor=2, max_epochs=MAX_EPOCHS)
+    assert f"with 1 trial at once, its {NUM_SAMPLES} trials may take up to about " in line
+    assert f"(~{epochs:.0f} epochs as ASHA stops weak trials" in line
 
 
 def test_first_trial_is_the_documented_defaults(sweep: dict[str, Any]) -> None:
@@ -350,6 +375,9 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(
     assert second.returncode == 0, second.stderr[-2000:]
     assert "was torn" not in second.stderr
     _assert_resumed(killed)
+    # The resumed run says how long the trials it has left may take, with the restored callback.
+    left = NUM_SAMPLES - len(killed["epochs_before"])
+    assert f"the rest of the sweep ({left} of {NUM_SAMPLES} trials) may take up to about" in second.stderr, second.stderr[-2000:]
 
 
 def test_killed_sweep_with_a_torn_snapshot_resumes_from_its_complete_copy(

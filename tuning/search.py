@@ -236,6 +236,7 @@ def build_tuner(
     from tuning.asha import PersistentASHA
     from tuning.reporter import SweepReporter
     from tuning.searcher import build_searcher
+    from tuning.sweep_eta import SweepEta
     from tuning.time_budget import TimeBudget
     from tuning.trainable import make_trainable
 
@@ -285,7 +286,7 @@ def build_tuner(
             failure_config=tune.FailureConfig(max_failures=1),
             # A restored one reads sweep.json at its run's start, so a resume may give a new budget.
             stop=TimeBudget(exp, settings.time_budget_s),
-            callbacks=_fault_injection(),
+            callbacks=[SweepEta(exp, settings, concurrent=max_concurrent), *_fault_injection()],
             progress_reporter=SweepReporter(exp.path, parameter_columns=list(space.parameters)),
             verbose=1,
         ),
