@@ -773,6 +773,86 @@ def test_freq_sets_the_grid_of_a_file_with_timestamps(tmp_path: Path, caplog: py
     assert "2 gaps in the timestamps: 4 missing steps of 5min" in _warnings(caplog)[0]
 
 
+def _polled_feed(path: Path) -> Path:
+    """A long table as a polled feed writes it (NYC DOT's link speeds): each link read every ~5 min at its
+    own moments, 12-hour clock, the timestamp column named as the feed names it."""
+    rows = ["LINK_ID,SPEED,DATA_AS_OF"]
+    for link, offset in ((4616, 17), (4620, 140)):
+        for i in range(36):
+            moment = pd.Timestamp("2024-03-04") + pd.Timedelta(seconds=offset + 300 * i + (-1) ** i * 9)
+            rows.append(f"{link},{40 + i + (link == 4620) * 10},{moment.strftime('%m/%d/%Y %I:%M:%S %p')}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_polled_feed_without_freq_is_told_the_step_its_sensors_report_at(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _polled_feed(tmp_path / "feed.csv")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"), pytest.raises(DataError) as e:
+        load_series(path)
+    # Before, DATA_AS_OF was a "non-numeric column"; found by its values, then the step is named
+    assert "timestamps from column 'DATA_AS_OF', the first column of dates" in caplog.text
+    assert "each sensor reports about every 5min (median gap " in str(e.value)
+    assert str(e.value).endswith("pass --freq 5min to average each sensor's readings per 5min step")
+
+
+def test_freq_puts_readings_at_irregular_moments_in_their_steps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _polled_feed(tmp_path / "feed.csv")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(path, freq="5min")
+    assert series.sensor_ids == ("4616", "4620")
+    assert series.timestamps[0] == pd.Timestamp("2024-03-04 00:00") and pd.infer_freq(series.timestamps) == "5min"
+    # link 4616 at 00:00:08 (40) and 00:05:26 (41): steps 00:00 and 00:05; two readings fall in 01:00 (52, 53)
+    frame = pd.DataFrame(series.values, index=series.timestamps, columns=series.sensor_ids)
+    assert frame.loc["2024-03-04 00:00", "4616"] == 40 and frame.loc["2024-03-04 00:05", "4616"] == 41
+    readings = pd.read_csv(path)
+    moments = pd.to_datetime(readings["DATA_AS_OF"], format="%m/%d/%Y %I:%M:%S %p")
+    binned = readings.assign(step=moments.dt.floor("5min")).groupby(["step", "LINK_ID"])["SPEED"].mean().unstack()
+    np.testing.assert_array_equal(frame.reindex(binned.index).to_numpy(), binned.to_numpy(dtype=np.float32))
+    assert "timestamps lie between steps of 5min (e.g. 2024-03-04 00:0" in caplog.text
+    assert "each reading is put in the step it falls in (2024-03-04 00:0" in caplog.text
+    assert not _warnings(caplog)  # the readings a step averages are the point, not a problem
+
+
+def test_freq_a_multiple_of_the_step_averages_the_readings_in_each_step(tmp_path: Path) -> None:
+    path = tmp_path / "five.csv"
+    stamps = pd.date_range("2024-01-01", periods=12, freq="5min")
+    pd.DataFrame({"timestamp": stamps, "a": np.arange(12.0)}).to_csv(path, index=False)
+    series = load_series(path, freq="15min")
+    assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=4, freq="15min"))
+    assert series.values[:, 0].tolist() == [1.0, 4.0, 7.0, 10.0]
+    with pytest.raises(DataError, match="is not on the grid of 7min steps"):  # no multiple: a slip, refused
+        load_series(path, freq="7min")
+
+
+def test_freq_keeps_timestamps_on_a_grid_of_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "offset.csv"  # 5-minute data stamped at the middle of each interval
+    path.write_text("timestamp,a\n2024-01-01 00:02:30,1\n2024-01-01 00:07:30,2\n2024-01-01 00:12:30,3\n")
+    series = load_series(path, freq="5min")
+    assert list(series.timestamps) == list(pd.date_range("2024-01-01 00:02:30", periods=3, freq="5min"))
+
+
+def test_freq_puts_zoned_readings_in_their_steps_across_the_clock_change(tmp_path: Path) -> None:
+    # Berlin's clocks went back at 03:00 on 27 October 2024: 02:00-03:00 came twice
+    minutes = [3, 20, 31, 52, 64, 78, 95, 112]  # from 00:00 UTC, each in its own quarter hour
+    moments = (pd.Timestamp("2024-10-27 00:00", tz="UTC") + pd.to_timedelta(minutes, unit="min")).tz_convert("Europe/Berlin")
+    text = "".join(f"{m.isoformat()},{i}\n" for i, m in enumerate(moments))
+    path = tmp_path / "zoned.csv"
+    path.write_text("timestamp,a\n" + text)
+    series = load_series(path, freq="15min")
+    assert series.timestamps[0] == pd.Timestamp("2024-10-27 00:00", tz="UTC")  # the same moment as 02:00+02:00
+    assert series.values[:, 0].tolist() == list(range(8))  # each in its own step, none missing
+
+
+def test_a_column_of_text_ids_is_not_taken_for_dates(tmp_path: Path) -> None:
+    path = tmp_path / "lanes.csv"  # lane ids such as 1-5 parse as 5 January; the readings' moments come later
+    rows = [f"{30 + lane + i},1-{lane},2024-03-04 00:{5 * i:02d}" for i in range(4) for lane in (1, 2)]
+    path.write_text("speed,lane,measured\n" + "\n".join(rows) + "\n")
+    series = load_series(path)
+    assert series.sensor_ids == ("1-1", "1-2") and series.num_steps == 4
+
+
 def test_rows_sharing_a_timestamp_are_averaged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "repeats.csv"
     path.write_text(

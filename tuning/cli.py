@@ -63,8 +63,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--len-target", type=positive_int, default=None, metavar="N", help="future steps to predict (default 5)")
     add_zero_arguments(g)
     g.add_argument("--freq", default=None,
-                   help="the data's step, e.g. 5min: timestamps are put on this grid (default: their most common step); "
-                        "for a file without timestamps it builds them (enables time features)")  # fmt: skip
+                   help="the data's step, e.g. 5min: timestamps are put on this grid (default: their most common step), "
+                        "readings between its steps (a feed logged at irregular moments) averaged into the step they "
+                        "fall in; for a file without timestamps it builds them (enables time features)")  # fmt: skip
     g.add_argument(
         "--start", default=None, help="first timestamp for a file without timestamps (with --freq; default 2000-01-01)"
     )

@@ -42,6 +42,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Reindexing to the step may grow a series at most this much: beyond it the step is
 # more likely wrong (or the file mostly empty) than the data merely gappy.
 _MAX_GROWTH = 10
+_DATES_SAMPLE = 200  # cells tried before a whole column is parsed as dates
 _PICK_HINT = "pick the sensor columns with --columns or --exclude-columns"
 # Column names (lower case, letters and digits only) that name the sensor of each row in
 # a long table: one row per timestamp and sensor, as databases and PeMS-style exports hold it.
@@ -417,6 +418,30 @@ def _looks_like_dates(column: pd.Series) -> bool:
     return True
 
 
+def _column_of_dates(frame: pd.DataFrame, columns: Sequence[str], label: str) -> str | None:
+    """The first column of date-times among ``columns``, where no column is named or placed as the timestamp.
+
+    Exports name it as they please (NYC DOT's ``DATA_AS_OF``, ``Measurement time``,
+    ``start_time``); read as a "sensor", it made the file "non-numeric". A sample of its
+    cells is tried first, so that text columns (sensor names) cost little. The cells must
+    carry a time of day or a four-digit year: sensor ids such as ``1-5`` parse as dates too.
+    """
+    for c in columns:
+        column = frame[c]
+        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        sample = column.dropna().head(_DATES_SAMPLE)
+        if sample.empty:
+            continue
+        text = sample.astype(str)
+        if not pd.api.types.is_datetime64_any_dtype(column.dtype) and not text.str.contains(r"\d:\d\d|\d{4}").all():
+            continue
+        if _looks_like_dates(sample):
+            log.info("%s: timestamps from column %r, the first column of dates", label, c)
+            return c
+    return None
+
+
 def _check_timestamps_present(timestamps: pd.DatetimeIndex, label: str) -> None:
     missing = np.flatnonzero(timestamps.isna())
     if missing.size:
@@ -435,7 +460,9 @@ def _check_order(timestamps: pd.DatetimeIndex, label: str) -> None:
         )
 
 
-def _average_duplicates(values: np.ndarray, timestamps: pd.DatetimeIndex, label: str) -> tuple[np.ndarray, pd.DatetimeIndex]:
+def _average_duplicates(
+    values: np.ndarray, timestamps: pd.DatetimeIndex, label: str, *, quiet: bool = False
+) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """One row per timestamp: the mean of each sensor's readings there, missing cells ignored.
 
     Files such as the UCI Metro one repeat a time step once per weather record; the
@@ -452,6 +479,8 @@ def _average_duplicates(values: np.ndarray, timestamps: pd.DatetimeIndex, label:
         means = (sums / counts).astype(np.float32)  # 0/0 -> nan: no reading at that step
     high, low = np.fmax.reduceat(values, starts, axis=0), np.fmin.reduceat(values, starts, axis=0)
     differ = (high != low) & ~np.isnan(high)  # fmax/fmin skip nan; all-nan stays nan
+    if quiet:  # readings put in their step by _snap_to_step, which said so
+        return means, timestamps[starts]
     log.warning(
         "%s: %d rows repeat an earlier timestamp; each sensor's readings at one timestamp are averaged "
         "(%d timestamps held differing readings)",
@@ -467,9 +496,13 @@ def _step(timestamps: pd.DatetimeIndex, freq: str | None, label: str) -> pd.Date
             return pd.tseries.frequencies.to_offset(freq)
         except (ValueError, TypeError) as e:
             raise DataError(f"{label}: bad freq {freq!r}: {_first_line(e)}; pass e.g. '5min', '15min' or '1h'") from e
-    diffs, counts = np.unique(np.diff(timestamps.asi8), return_counts=True)
-    step = pd.Timedelta(int(diffs[np.argmax(counts)]), unit=timestamps.unit)
+    step = pd.Timedelta(int(_most_common(np.diff(timestamps.asi8))), unit=timestamps.unit)
     return pd.tseries.frequencies.to_offset(step)
+
+
+def _most_common(values: np.ndarray) -> Any:
+    found, counts = np.unique(values, return_counts=True)
+    return found[np.argmax(counts)]
 
 
 def _step_text(step: pd.DateOffset) -> str:
@@ -481,6 +514,69 @@ def _step_text(step: pd.DateOffset) -> str:
 def step_of(timestamps: pd.DatetimeIndex) -> str:
     """A series' step as a pandas frequency such as '5min' or '1h': its most common difference."""
     return _step_text(_step(timestamps, None, "timestamps"))
+
+
+def _snap_to_step(timestamps: pd.DatetimeIndex, freq: str, label: str) -> tuple[pd.DatetimeIndex, bool]:
+    """Readings taken at irregular moments put in the step of ``freq`` they fall in, as ``resample`` would.
+
+    A feed polled every few minutes (NYC DOT's link speeds at 08:04:58, 08:10:03, ...) or
+    probe data has no grid of its own; ``--freq 5min`` then means five-minute steps, each
+    labelled by its start and holding the mean of its readings. So does a multiple of a
+    regular series' own step (``--freq 15min`` on 5-minute data). Kept as they are:
+    timestamps already on a grid of that step (from the first one, whatever its offset),
+    and a regular series whose step ``freq`` is no multiple of (5-minute data and
+    ``7min``, more likely a slip than a wish: refused as off the grid, as before).
+    Returns the timestamps and whether any moved.
+    """
+    step = _step(timestamps, freq, label)
+    if not isinstance(step, pd.offsets.Tick):  # calendar steps (months) are on their grid or refused later
+        return timestamps, False
+    size = pd.Timedelta(step)
+    known = timestamps.dropna()
+    if known.empty or not ((known - known.min()) % size).asi8.any():
+        return timestamps, False
+    moments = np.unique(known.asi8)
+    if moments.size > 1:  # a regular series of its own step: only a multiple of it bins its readings
+        own = int(_most_common(np.diff(moments)))
+        if not ((moments - moments[0]) % own).any() and size % pd.Timedelta(own, unit=known.unit):
+            return timestamps, False  # 5-minute data and --freq 7min: refused as off the grid
+    if timestamps.tz is not None:  # floor in UTC: a local floor fails at the hour daylight saving repeats
+        snapped = timestamps.tz_convert("UTC").floor(size).tz_convert(timestamps.tz)
+    else:
+        snapped = timestamps.floor(size)
+    moved = np.flatnonzero((snapped != timestamps) & timestamps.notna())
+    log.info(
+        "%s: %d of %d timestamps lie between steps of %s (e.g. %s): each reading is put in the step it falls in "
+        "(%s), and a sensor's readings in one step are averaged",
+        label, moved.size, len(timestamps), _step_text(step), timestamps[moved[0]], snapped[moved[0]],
+    )  # fmt: skip
+    return snapped, True
+
+
+_USUAL_STEPS = tuple(
+    pd.Timedelta(s)
+    for s in ("1min", "2min", "3min", "5min", "10min", "15min", "20min", "30min", "1h", "2h", "3h", "6h", "12h", "1D")
+)
+"""The recording intervals traffic data come in, for the step a message suggests."""
+
+
+def _freq_advice(values: np.ndarray, timestamps: pd.DatetimeIndex, step: pd.DateOffset) -> str:
+    """What to pass as ``--freq``: the usual recording interval where each sensor's readings lie much
+    further apart than ``step``, as in data logged at irregular moments (the most common difference
+    of all the timestamps is then a second or two, while each sensor reports every few minutes)."""
+    generic = "pass the step the data was recorded at with --freq"
+    stamps = timestamps.asi8
+    gaps = [g for column in values.T if (g := np.diff(stamps[~np.isnan(column)])).size]
+    if not gaps or not isinstance(step, pd.offsets.Tick):
+        return generic
+    usual = pd.Timedelta(int(np.median(np.concatenate(gaps))), unit=timestamps.unit)
+    if usual < 2 * pd.Timedelta(step):
+        return generic
+    freq = _step_text(pd.tseries.frequencies.to_offset(min(_USUAL_STEPS, key=lambda s: abs(np.log(s / usual)))))
+    return (
+        f"each sensor reports about every {freq} (median gap {usual.total_seconds():.0f} s): "
+        f"pass --freq {freq} to average each sensor's readings per {freq} step"
+    )
 
 
 def _reindex_to_step(
@@ -500,7 +596,7 @@ def _reindex_to_step(
     if size > _MAX_GROWTH * len(timestamps):
         raise DataError(
             f"{label}: {len(timestamps)} time steps spread over {size} steps of {_step_text(step)}: more than "
-            f"{_MAX_GROWTH}x as many; pass the step the data was recorded at with --freq"
+            f"{_MAX_GROWTH}x as many; {_freq_advice(values, timestamps, step)}"
         )
     grid = pd.date_range(first, last, freq=step)
     positions = grid.get_indexer(timestamps)
@@ -508,7 +604,7 @@ def _reindex_to_step(
     if off.size:
         raise DataError(
             f"{label}: timestamp {timestamps[off[0]]} is not on the grid of {_step_text(step)} steps from {first}; "
-            "resample the file to one regular step first, or pass the step it was recorded at with --freq"
+            f"resample the file to one regular step first, or {_freq_advice(values, timestamps, step)}"
         )
     if len(grid) == len(timestamps):
         return values, timestamps
@@ -966,8 +1062,13 @@ def _frame_to_series(
             timestamp_column = named[0]
         elif columns_in and _looks_like_dates(frame[columns_in[0]]):
             timestamp_column = columns_in[0]
+        else:
+            timestamp_column = _column_of_dates(frame, columns_in[1:], label)
         if timestamp_column is not None:
             timestamps, read_dayfirst = _parse_timestamps(frame[timestamp_column], label, dayfirst)
+    snapped = False
+    if timestamps is not None and freq is not None:
+        timestamps, snapped = _snap_to_step(timestamps, freq, label)
     if timestamps is not None and sort_rows:
         order = np.argsort(timestamps.asi8, kind="stable")
         frame, timestamps = frame.iloc[order], timestamps[order]
@@ -1010,7 +1111,7 @@ def _frame_to_series(
         values[values == 0] = np.nan
     if timestamps is not None:
         _check_order(timestamps, label)
-        values, timestamps = _average_duplicates(values, timestamps, label)
+        values, timestamps = _average_duplicates(values, timestamps, label, quiet=snapped)
         values, timestamps = _reindex_to_step(values, timestamps, freq, label)
         if len(timestamps) < 2:
             raise DataError(f"{label}: has {len(timestamps)} distinct timestamp(s); at least 2 time steps are needed")
