@@ -951,7 +951,10 @@ def test_columns_pick_a_long_tables_readings_and_sensors(tmp_path: Path) -> None
             lambda f: f.assign(flow=1.0),
             r"several value columns \['speed', 'flow'\]; name the one to forecast with --columns, e.g. --columns speed",
         ),
-        (lambda f: f.assign(station=f["sensor_id"]), r"\['sensor_id', 'station'\] could each name the sensor"),
+        (  # two sensors under one station: the columns disagree on what a sensor is
+            lambda f: f.assign(station=f["sensor_id"].map({"S000": "A", "S001": "A", "S002": "B"})),
+            r"\['sensor_id', 'station'\] could each name the sensor",
+        ),
         (lambda f: f.assign(speed="fast"), "but has no numeric value column"),
         (lambda f: f.assign(timestamp=f["timestamp"].where(f.index != 5)), "data row 6 has no timestamp"),
     ],
@@ -960,6 +963,16 @@ def test_long_table_errors(change: object, match: str) -> None:
     long = long_table(synthetic_traffic(num_sensors=3, num_days=1))
     with pytest.raises(DataError, match=match):
         as_series(change(long), name="frame")  # type: ignore[operator]
+
+
+def test_two_columns_that_name_the_same_sensors_one_to_one_are_one(caplog: pytest.LogCaptureFixture) -> None:
+    # NYC DOT's feed carries each link's id twice (ID, LINK_ID); before, refused as ambiguous
+    long = long_table(synthetic_traffic(num_sensors=3, num_days=1))
+    long.insert(0, "ID", long["sensor_id"].map({"S000": 7, "S001": 8, "S002": 9}))
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = as_series(long, name="feed", zero_is_missing=False)
+    assert series.sensor_ids == ("7", "8", "9")
+    assert "columns ['ID', 'sensor_id'] name the same sensors; 'ID' is used" in caplog.text
 
 
 def test_wide_files_with_repeated_timestamps_and_whole_numbers_stay_wide(tmp_path: Path) -> None:

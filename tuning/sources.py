@@ -692,7 +692,7 @@ def _long_to_wide(
             and not pd.DataFrame({"t": times, "id": ids}).duplicated().any()  # and tell their rows apart
         ):
             shaped[c] = ids
-    found = named or shaped
+    found = _one_name_per_sensor(named or shaped, label)
     if not found:
         return None
     if len(found) > 1:
@@ -740,6 +740,25 @@ def _long_to_wide(
     rest = [c for c in columns or () if c not in picked and c not in keys]
     rest_excluded = [c for c in exclude_columns or () if c not in dropped and c not in keys]
     return _Long(wide, value_column, rest or None, rest_excluded or None)
+
+
+def _one_name_per_sensor(found: dict[str, pd.Series], label: str) -> dict[str, pd.Series]:
+    """The first of several sensor-id columns that name the same sensors, one to one.
+
+    Feeds carry a sensor's id twice (NYC DOT's ``ID`` and ``LINK_ID``); either names the
+    sensors as well, so the first is used and the log says so. Columns that disagree
+    (two sensors under one id of the other) are left for the caller to refuse.
+    """
+    if len(found) < 2:
+        return found
+    (first, ids), *others = found.items()
+    distinct = ids.nunique()
+    for _, other in others:
+        pairs = pd.DataFrame({"a": ids.to_numpy(), "b": other.to_numpy()}).drop_duplicates()
+        if not len(pairs) == distinct == other.nunique():
+            return found
+    log.info("%s: columns %s name the same sensors; %r is used", label, list(found), first)
+    return {first: ids}
 
 
 def _reject_duplicates(columns: list[str], label: str) -> None:
