@@ -965,6 +965,25 @@ def test_long_table_errors(change: object, match: str) -> None:
         as_series(change(long), name="frame")  # type: ignore[operator]
 
 
+def test_a_row_per_sensor_and_a_column_per_timestamp_is_read_transposed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=1)
+    matrix = pd.DataFrame(series.values.T, columns=series.timestamps.strftime("%d/%m/%Y %H:%M"))
+    matrix.insert(0, "detector", [401, 402, 403])
+    matrix.to_csv(tmp_path / "matrix.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        read = load_series(tmp_path / "matrix.csv", zero_is_missing=False)
+    # Before, each of the 288 timestamps was a "sensor" and the 3 sensors its time steps
+    assert read.sensor_ids == ("401", "402", "403") and list(read.timestamps) == list(series.timestamps)
+    np.testing.assert_allclose(read.values, series.values, rtol=1e-6)
+    assert "a row per sensor and a column per timestamp (01/01/2024 00:00 ... 01/01/2024 23:55): read as 288" in caplog.text
+
+
+def test_sensors_named_like_years_stay_sensors(tmp_path: Path) -> None:
+    path = tmp_path / "years.csv"  # no timestamps, sensor ids of four digits, whole counts
+    path.write_text("2019,2020,2021\n" + "".join(f"{i},{i + 1},{i + 2}\n" for i in range(50)))
+    assert load_series(path, zero_is_missing=False).sensor_ids == ("2019", "2020", "2021")
+
+
 def test_two_columns_that_name_the_same_sensors_one_to_one_are_one(caplog: pytest.LogCaptureFixture) -> None:
     # NYC DOT's feed carries each link's id twice (ID, LINK_ID); before, refused as ambiguous
     long = long_table(synthetic_traffic(num_sensors=3, num_days=1))

@@ -442,6 +442,38 @@ def _column_of_dates(frame: pd.DataFrame, columns: Sequence[str], label: str) ->
     return None
 
 
+_DATE_TEXT = r"\d{4}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
+"""Text that holds a whole date: not a time of day alone (00:05 gives no day), nor a sensor id of 4 digits."""
+
+
+def _untransposed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    """A table with a row per sensor and a column per timestamp, turned to a row per timestamp.
+
+    Spreadsheets and some portals keep a sensors x time matrix: the first column names
+    the sensors, the header holds the timestamps. Read as it stands, each timestamp was a
+    "sensor" and each sensor a time step: refused as too short with a few sensors, and
+    silently trained on nonsense with a few hundred.
+    """
+    columns = list(frame.columns)
+    if len(columns) < 3 or frame.empty:
+        return frame
+    header = pd.Series(columns[1:], dtype=object).astype(str)
+    if not header.str.contains(_DATE_TEXT).all() or not _looks_like_dates(header.head(_DATES_SAMPLE)):
+        return frame
+    ids = _sensor_ids_of(frame[columns[0]])
+    if ids is None or ids.duplicated().any() or _looks_like_dates(frame[columns[0]]):
+        return frame
+    rows = frame.drop(columns=columns[0]).T.reset_index(drop=True)
+    rows.columns = ids.astype(str).tolist()
+    rows.insert(0, "timestamp", header.to_numpy())
+    log.info(
+        "%s: a row per sensor and a column per timestamp (%s ... %s): read as %d time steps of %d sensors "
+        "named in column %r",
+        label, header.iloc[0], header.iloc[-1], len(rows), len(ids), columns[0],
+    )  # fmt: skip
+    return rows
+
+
 def _check_timestamps_present(timestamps: pd.DatetimeIndex, label: str) -> None:
     missing = np.flatnonzero(timestamps.isna())
     if missing.size:
@@ -1068,7 +1100,7 @@ def _frame_to_series(
     _reject_duplicates(columns_in, label)
     frame = frame.set_axis(columns_in, axis=1)
     if not isinstance(frame.index, pd.DatetimeIndex):
-        frame = _join_date_and_time(frame, label)
+        frame = _join_date_and_time(_untransposed(frame, label), label)
         columns_in = list(frame.columns)
     timestamps: pd.DatetimeIndex | None = None
     timestamp_column: str | None = None
