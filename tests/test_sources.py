@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -649,10 +650,10 @@ def _write(path: Path, content: str | bytes) -> Path:
             "data.dat",
             "a\n1\n2\n",
             {},
-            r"unsupported file type '\.dat'.*\.csv, \.txt, \.parquet, \.npz, \.h5, \.hdf5, \.hdf, \.xlsx",
+            r"unsupported file type '\.dat'.*\.csv, \.txt, \.tsv, \.tab, \.json, \.parquet, \.npz, \.h5, \.hdf5, \.hdf, \.xlsx",
         ),
         ("data.csv.gz", b"not gzip", {}, r"cannot read as csv: Not a gzipped file"),
-        ("data.json.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv or \.txt also compressed: \.csv\.gz, \.csv\.bz2"),
+        ("data.parquet.gz", b"{}", {}, r"unsupported file type '\.gz'.*\(a \.csv, \.txt or \.json also compressed: \.csv\.gz"),
     ],
 )
 def test_load_errors(tmp_path: Path, name: str, content: str | bytes, kwargs: dict[str, object], match: str) -> None:
@@ -963,6 +964,43 @@ def test_long_table_errors(change: object, match: str) -> None:
     long = long_table(synthetic_traffic(num_sensors=3, num_days=1))
     with pytest.raises(DataError, match=match):
         as_series(change(long), name="frame")  # type: ignore[operator]
+
+
+def _records(tmp_path: Path) -> tuple[pd.DataFrame, TrafficSeries]:
+    """A long table as an API returns it (every value a string, as Socrata's are; a nested location), and
+    the series its CSV gives."""
+    long = long_table(synthetic_traffic(num_sensors=3, num_days=1)).astype(str)
+    long.to_csv(tmp_path / "table.csv", index=False)
+    return long, load_series(tmp_path / "table.csv", zero_is_missing=False)
+
+
+@pytest.mark.parametrize("form", ["records", "envelope", "lines.gz", "columns", "tsv"])
+def test_json_records_and_tab_separated_text_read_as_their_csv(tmp_path: Path, form: str) -> None:
+    long, expected = _records(tmp_path)
+    records = [{**r, "location": {"lat": "45.5", "lon": "-122.6"}} for r in long.to_dict("records")]
+    if form == "records":
+        (path := tmp_path / "feed.json").write_text(json.dumps(records))
+    elif form == "envelope":
+        (path := tmp_path / "feed.json").write_text(json.dumps({"meta": {"rows": len(records)}, "data": records}))
+    elif form == "lines.gz":
+        with gzip.open(path := tmp_path / "feed.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    elif form == "columns":
+        (path := tmp_path / "feed.json").write_text(json.dumps(long.to_dict("list")))
+    else:
+        long.to_csv(path := tmp_path / "feed.tsv", sep="\t", index=False)
+    read = load_series(path, columns=["speed"], zero_is_missing=False)  # before: "unsupported file type"
+    assert read.sensor_ids == expected.sensor_ids and list(read.timestamps) == list(expected.timestamps)
+    np.testing.assert_array_equal(read.values, expected.values)
+
+
+def test_json_without_a_table_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "list.json").write_text("[1, 2, 3]")
+    with pytest.raises(DataError, match=r"list.json: holds no table: expected a list of records"):
+        load_series(tmp_path / "list.json")
+    (tmp_path / "cut.json").write_text('[{"timestamp": "2024-01-01 00:00", "a": 1}, {"times')
+    with pytest.raises(DataError, match=r"cut.json: is not JSON \(.*\); check the file is complete"):
+        load_series(tmp_path / "cut.json")
 
 
 def test_a_row_per_sensor_and_a_column_per_timestamp_is_read_transposed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

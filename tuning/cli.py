@@ -56,7 +56,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The data flags shared by ``tuning.train`` and ``tuning.search``."""
     g = parser.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", default=None,
-                   help="a .csv/.txt (also .csv.gz etc.), .parquet, .xlsx or .h5 file, wide (a column per sensor) or long (a row "
+                   help="a .csv/.txt/.tsv (also .csv.gz etc.), .json (records or JSON Lines), .parquet, .xlsx or .h5 file, wide (a column per sensor) or long (a row "
                         "per timestamp and sensor, PeMS station files too), or a .npz (T, N[, C]); a folder or a quoted "
                         "pattern (day_*.csv) of such files reads as one series; default: the embedded synthetic data set")  # fmt: skip
     g.add_argument("--len-source", type=positive_int, default=None, metavar="N", help="past steps the model sees (default 10)")

@@ -13,6 +13,7 @@ import datetime as dt
 import glob
 import gzip
 import io
+import json
 import logging
 import lzma
 import os
@@ -34,8 +35,10 @@ log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
 _HDF5 = (".h5", ".hdf5", ".hdf")
 _EXCEL = (".xlsx", ".xlsm")
-_SUPPORTED = (".csv", ".txt", ".parquet", ".npz", *_HDF5, *_EXCEL)  # .txt: delimited text, as PeMS serves it
-_FORMATS = ".csv, .parquet, .xlsx, .npz or .h5"
+_TEXT_TYPES = (".csv", ".txt", ".tsv", ".tab")  # delimited text (.txt as PeMS serves it), read as a CSV
+_JSON_TYPES = (".json", ".jsonl", ".ndjson")
+_SUPPORTED = (*_TEXT_TYPES, ".json", ".parquet", ".npz", *_HDF5, *_EXCEL)
+_FORMATS = ".csv, .json, .parquet, .xlsx, .npz or .h5"
 # Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
 _CSV_COMPRESSED: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # and a .zip of one file
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -800,11 +803,15 @@ def _reject_duplicates(columns: list[str], label: str) -> None:
 
 
 def _file_type(path: Path) -> str:
-    """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz``, ``x.txt`` and ``x.txt.gz`` too."""
+    """The suffix that says how to read the file: ``.csv`` for ``x.csv.gz``, ``x.txt``, ``x.tsv`` and
+    ``x.txt.gz`` too; ``.json`` for JSON and JSON Lines, compressed or not."""
     suffixes = [s.lower() for s in path.suffixes]
     if len(suffixes) >= 2 and (suffixes[-1] in _CSV_COMPRESSED or suffixes[-1] == ".zip"):
         suffixes.pop()
-    return ".csv" if suffixes and suffixes[-1] in (".csv", ".txt") else path.suffix.lower()
+    last = suffixes[-1] if suffixes else ""
+    if last in _TEXT_TYPES:
+        return ".csv"
+    return ".json" if last in _JSON_TYPES and path.suffix.lower() != ".zip" else path.suffix.lower()
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -817,8 +824,46 @@ def _open_text(path: Path) -> IO[str]:
             with archive.open(names[0]) as member:
                 head = member.read(1 << 20)  # the first lines are all that is read here; pandas reads the rest
             return io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", errors="replace")
-    opener = _CSV_COMPRESSED.get(suffix, open) if _file_type(path) == ".csv" else open
+    opener = _CSV_COMPRESSED.get(suffix, open) if _file_type(path) in (".csv", ".json") else open
     return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    """Records as web APIs return them, flattened (``{"location": {"lat": ..}}`` gives ``location.lat``).
+
+    A list of objects, one object per line (JSON Lines), the one list of objects inside an
+    envelope (``{"meta": .., "data": [..]}``), or an object of columns. Parsed with the
+    ``json`` module: data, never code.
+    """
+    with _open_text(path) as f:
+        text = f.read()
+    try:
+        doc: Any = json.loads(text)
+    except json.JSONDecodeError as e:
+        try:
+            doc = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: is not JSON ({e}); check the file is complete, or export the data as CSV") from e
+    if isinstance(doc, dict) and doc and not any(isinstance(v, (list, dict)) for v in doc.values()):
+        keys = ", ".join(list(doc)[:3]) + (", ..." if len(doc) > 3 else "")
+        raise DataError(f"{path}: an object of settings ({keys}), not a table of readings; a training config goes to --config")
+    if isinstance(doc, dict):
+        lists = {k: v for k, v in doc.items() if _is_records(v)}
+        if len(lists) == 1:
+            ((key, doc),) = lists.items()
+            log.info("%s: records from its key %r", path, key)
+        elif doc and all(isinstance(v, list) for v in doc.values()) and len({len(v) for v in doc.values()}) == 1:
+            return pd.DataFrame(doc)
+    if not _is_records(doc):
+        raise DataError(
+            f"{path}: holds no table: expected a list of records (objects), one record per line, or an object of "
+            "equally long columns; export the data as CSV"
+        )
+    return pd.json_normalize(doc)
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
 def _head_lines(path: Path) -> list[str]:
@@ -1299,7 +1344,7 @@ def _data_files(path: Path) -> list[Path]:
         if suffix not in _SUPPORTED:
             raise DataError(
                 f"{file}: unsupported file type {suffix or '(no extension)'!r}; supported are {', '.join(_SUPPORTED)} "
-                "(a .csv or .txt also compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zip); convert the file to one of them"
+                "(a .csv, .txt or .json also compressed: .csv.gz, .csv.bz2, .csv.xz, .csv.zip); convert the file to one of them"
             )
     kinds = sorted({_file_type(f) for f in files})
     if len(kinds) > 1:
@@ -1316,6 +1361,8 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
             return _read_hdf(file)
         if suffix in _EXCEL:
             return _read_excel(file)
+        if suffix == ".json":
+            return _read_json(file)
         return _read_csv(file) if suffix == ".csv" else _read_parquet(file)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
