@@ -966,6 +966,25 @@ def test_long_table_errors(change: object, match: str) -> None:
         as_series(change(long), name="frame")  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(("encoding", "sep"), [("cp1252", ";"), ("utf-16", "\t")])
+def test_text_in_windows_1252_or_utf_16_is_read(tmp_path: Path, encoding: str, sep: str) -> None:
+    # Windows-1252: older exports in Western Europe; UTF-16 with tabs: Excel's "Unicode Text". Before: "'utf-8' codec can't decode"
+    frame = pd.DataFrame({"Zeit": ["04.03.2024 00:00", "04.03.2024 00:15", "04.03.2024 00:30"], "Zählstelle Süd": [5, 7, 9]})
+    frame.to_csv(tmp_path / "zaehlung.csv", sep=sep, index=False, encoding=encoding)
+    series = load_series(tmp_path / "zaehlung.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("Zählstelle Süd",) and series.values[:, 0].tolist() == [5, 7, 9]
+
+
+def test_windows_1252_past_the_first_megabyte_is_read_again_as_such(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    stamps = pd.date_range("2024-03-04", periods=50_000, freq="5min").strftime("%Y-%m-%d %H:%M")
+    rows = [f"{t},Nord,{i % 50}" for i, t in enumerate(stamps)] + [f"{t},Süd,{i % 40}" for i, t in enumerate(stamps)]
+    (tmp_path / "sites.csv").write_bytes(("timestamp,site,count\n" + "\n".join(rows) + "\n").encode("cp1252"))
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "sites.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("Nord", "Süd") and series.values[-1].tolist() == [49_999 % 50, 49_999 % 40]
+    assert "text in Windows-1252, not UTF-8 (byte " in caplog.text
+
+
 def _records(tmp_path: Path) -> tuple[pd.DataFrame, TrafficSeries]:
     """A long table as an API returns it (every value a string, as Socrata's are; a nested location), and
     the series its CSV gives."""

@@ -9,6 +9,7 @@ faithfully with a one-line :class:`~tuning.errors.DataError` instead of guessing
 from __future__ import annotations
 
 import bz2
+import codecs
 import datetime as dt
 import glob
 import gzip
@@ -814,7 +815,8 @@ def _file_type(path: Path) -> str:
     return ".json" if last in _JSON_TYPES and path.suffix.lower() != ".zip" else path.suffix.lower()
 
 
-def _open_text(path: Path) -> IO[str]:
+def _head_bytes(path: Path) -> bytes:
+    """The first megabyte of a text file, unpacked: all that the dialect and encoding are read from."""
     suffix = path.suffix.lower()
     if suffix == ".zip":
         with zipfile.ZipFile(path) as archive:
@@ -822,10 +824,42 @@ def _open_text(path: Path) -> IO[str]:
             if len(names) != 1:
                 raise DataError(f"{path}: a .csv.zip must hold one file, it holds {len(names)}; unzip it and pass the CSV")
             with archive.open(names[0]) as member:
-                head = member.read(1 << 20)  # the first lines are all that is read here; pandas reads the rest
-            return io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", errors="replace")
+                return member.read(_HEAD_BYTES)
     opener = _CSV_COMPRESSED.get(suffix, open) if _file_type(path) in (".csv", ".json") else open
-    return cast(IO[str], opener(path, "rt", encoding="utf-8-sig", errors="replace"))
+    with opener(path, "rb") as f:
+        return cast(bytes, f.read(_HEAD_BYTES))
+
+
+def _text_encoding(path: Path) -> str:
+    """UTF-8 (a BOM or not), UTF-16 where a BOM says so (Excel's "Unicode Text"), else Windows-1252.
+
+    Older exports in Western Europe are in Windows-1252 (``Zählstelle``); read as UTF-8 they
+    stopped at the first umlaut. Only the first megabyte is looked at: :func:`_read_csv`
+    reads again as Windows-1252 where a later byte is not UTF-8.
+    """
+    head = _head_bytes(path)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
+            return "utf-8-sig"
+        except UnicodeDecodeError:
+            encoding = "cp1252"
+    log.info("%s: text in %s, not UTF-8", path, _ENCODING_NAMES[encoding])
+    return encoding
+
+
+_ENCODING_NAMES = {"utf-16": "UTF-16", "cp1252": "Windows-1252"}
+_HEAD_BYTES = 1 << 20
+
+
+def _open_text(path: Path, encoding: str = "utf-8-sig") -> IO[str]:
+    """The file as text; of a ``.zip``, only its first megabyte (pandas reads the rest)."""
+    if path.suffix.lower() == ".zip":
+        return io.TextIOWrapper(io.BytesIO(_head_bytes(path)), encoding=encoding, errors="replace")
+    opener = _CSV_COMPRESSED.get(path.suffix.lower(), open) if _file_type(path) in (".csv", ".json") else open
+    return cast(IO[str], opener(path, "rt", encoding=encoding, errors="replace"))
 
 
 def _read_json(path: Path) -> pd.DataFrame:
@@ -835,7 +869,7 @@ def _read_json(path: Path) -> pd.DataFrame:
     envelope (``{"meta": .., "data": [..]}``), or an object of columns. Parsed with the
     ``json`` module: data, never code.
     """
-    with _open_text(path) as f:
+    with _open_text(path, _text_encoding(path)) as f:
         text = f.read()
     try:
         doc: Any = json.loads(text)
@@ -866,8 +900,8 @@ def _is_records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _head_lines(path: Path) -> list[str]:
-    with _open_text(path) as f:
+def _head_lines(path: Path, encoding: str) -> list[str]:
+    with _open_text(path, encoding) as f:
         return [line.rstrip("\r\n") for _, line in zip(range(20), f, strict=False)]
 
 
@@ -930,20 +964,31 @@ def _read_pems_station(path: Path, sep: str) -> pd.DataFrame:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """Read a CSV, first checking the raw header: pandas would silently rename 'a', 'a' to 'a', 'a.1'."""
-    lines = _head_lines(path)
+    encoding = _text_encoding(path)
+    try:
+        return _read_csv_as(path, encoding)
+    except UnicodeDecodeError as e:
+        if encoding != "utf-8-sig":
+            raise
+        log.info("%s: text in Windows-1252, not UTF-8 (byte %d is not UTF-8)", path, e.start)
+        return _read_csv_as(path, "cp1252")
+
+
+def _read_csv_as(path: Path, encoding: str) -> pd.DataFrame:
+    lines = _head_lines(path, encoding)
     sep, decimal = _csv_dialect(lines)
     if sep != ",":
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
     if _is_pems_station(lines, sep):
         return _read_pems_station(path, sep)
-    head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep)
+    head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep, encoding=encoding)
     header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
     if _first_row_is_data(head.iloc[:, int(dated) :], decimal):
         names = _headerless_names(path, len(header), dated)
-        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS)
+        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS, encoding=encoding)
     _reject_duplicates(header, str(path))
-    return pd.read_csv(path, sep=sep, decimal=decimal, na_values=_MISSING_MARKS)
+    return pd.read_csv(path, sep=sep, decimal=decimal, na_values=_MISSING_MARKS, encoding=encoding)
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
