@@ -647,6 +647,12 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.xlsx", b"not a workbook", {}, r"cannot read as xlsx"),
         ("speed_matrix.pkl", b"\x80\x04", {}, r"a pickle, which can run code when read, so it is not read here.*to_parquet"),
         (
+            "counts.xls",
+            b"\xd0\xcf\x11\xe0",
+            {},
+            r"a workbook in Excel 97-2003 format, which is not read here; .* save it as \.xlsx",
+        ),
+        (
             "data.dat",
             "a\n1\n2\n",
             {},
@@ -867,6 +873,19 @@ def test_rows_sharing_a_timestamp_are_averaged(tmp_path: Path, caplog: pytest.Lo
     assert list(series.timestamps) == list(pd.date_range("2024-01-01", periods=4, freq="5min"))
     (line,) = _warnings(caplog)
     assert "3 rows repeat an earlier timestamp" in line and "(1 timestamps held differing readings)" in line
+
+
+def test_column_patterns_pick_a_measure_of_every_detector(tmp_path: Path) -> None:
+    path = tmp_path / "measures.csv"
+    path.write_text(
+        "timestamp,det_1_flow,det_1_speed,det_2_flow,det_2_speed\n2024-01-01 00:00,10,61,12,59\n2024-01-01 00:05,11,60,13,58\n"
+    )
+    for picked in (load_series(path, columns=["*_speed"]), load_series(path, exclude_columns=["*_flow"])):
+        assert picked.sensor_ids == ("det_1_speed", "det_2_speed")
+        np.testing.assert_array_equal(picked.values, np.array([[61, 59], [60, 58]], dtype=np.float32))
+    assert load_series(path, columns=["det_2_?????", "det_1_speed"]).sensor_ids == ("det_2_speed", "det_1_speed")
+    with pytest.raises(DataError, match=r"--columns pattern '\*_occupancy' matches no column; its columns are"):
+        load_series(path, columns=["*_occupancy"])
 
 
 def test_columns_pick_sensors_in_order_and_skip_covariates(tmp_path: Path) -> None:

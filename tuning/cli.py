@@ -72,9 +72,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     pick = g.add_mutually_exclusive_group()
     pick.add_argument("--columns", type=column_list, default=None, metavar="A,B",
                       help="the sensor columns to use, comma-separated (leaves out covariates such as weather; "
-                           "in a long table: its readings column and/or sensor ids)")  # fmt: skip
+                           "in a long table: its readings column and/or sensor ids); shell patterns such as "
+                           "'*_speed' pick every column they match")  # fmt: skip
     pick.add_argument("--exclude-columns", type=column_list, default=None, metavar="A,B",
-                      help="columns to leave out, comma-separated; the others are the sensors")  # fmt: skip
+                      help="columns to leave out, comma-separated, or patterns ('*_flow'); the others are the sensors")  # fmt: skip
 
 
 def run_main(body: Callable[[], int], *, prog: str, debug: bool) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import datetime as dt
+import fnmatch
 import glob
 import gzip
 import io
@@ -36,6 +37,7 @@ log = logging.getLogger("tuning.sources")
 _TIMESTAMP_NAMES = frozenset({"timestamp", "time", "date", "datetime", "date_time"})
 _HDF5 = (".h5", ".hdf5", ".hdf")
 _EXCEL = (".xlsx", ".xlsm")
+_OTHER_SHEETS = {".xls": "Excel 97-2003", ".ods": "OpenDocument", ".xlsb": "Excel binary"}
 _TEXT_TYPES = (".csv", ".txt", ".tsv", ".tab")  # delimited text (.txt as PeMS serves it), read as a CSV
 _JSON_TYPES = (".json", ".jsonl", ".ndjson")
 _SUPPORTED = (*_TEXT_TYPES, ".json", ".parquet", ".npz", *_HDF5, *_EXCEL)
@@ -1075,18 +1077,37 @@ def _pick_sensors(
     """The sensor columns to use: ``columns`` in their order, or all but ``exclude``."""
     if columns is not None and exclude is not None:
         raise DataError(f"{label}: give --columns or --exclude-columns, not both")
-    wanted = list(columns if columns is not None else exclude or [])
+    flag = "--columns" if columns is not None else "--exclude-columns"
+    wanted = _expand_patterns(list(columns if columns is not None else exclude or []), names, label, flag, timestamp)
     if timestamp is not None and timestamp in wanted:
         raise DataError(f"{label}: {timestamp!r} is the timestamp column, not a sensor; leave it out of the column list")
     unknown = [c for c in wanted if c not in names]
     if unknown:
-        flag = "--columns" if columns is not None else "--exclude-columns"
         raise DataError(f"{label}: {flag} names {unknown}, which the file does not have; its columns are {names}")
     if columns is not None:
-        if not columns:
+        if not wanted:
             raise DataError(f"{label}: --columns is empty; name at least one sensor column")
-        return list(dict.fromkeys(columns))
+        return list(dict.fromkeys(wanted))
     return [c for c in names if c not in wanted]
+
+
+def _expand_patterns(wanted: list[str], names: list[str], label: str, flag: str, timestamp: str | None) -> list[str]:
+    """Shell-style patterns (``'*_speed'``, ``'det_1?'``) among column names, as the columns they match in file order.
+
+    A wide file with a flow and a speed column per detector, or hundreds of sensors and a
+    few covariates, is then picked in one word instead of hundreds. A name that is a
+    column is taken as it is, whatever characters it holds.
+    """
+    expanded: list[str] = []
+    for name in wanted:
+        if name in names or not any(ch in name for ch in "*?["):
+            expanded.append(name)
+            continue
+        matched = [c for c in names if c != timestamp and fnmatch.fnmatchcase(c, name)]
+        if not matched:
+            raise DataError(f"{label}: {flag} pattern {name!r} matches no column; its columns are {names}")
+        expanded.extend(matched)
+    return expanded
 
 
 def select_sensors(
@@ -1385,6 +1406,11 @@ def _data_files(path: Path) -> list[Path]:
             raise DataError(
                 f"{file}: a pickle, which can run code when read, so it is not read here; convert it where you trust "
                 f"its source: python -c \"import pandas as pd; pd.read_pickle('{file.name}').to_parquet('{file.stem}.parquet')\""
+            )
+        if suffix in (".xls", ".ods", ".xlsb"):
+            raise DataError(
+                f"{file}: a workbook in {_OTHER_SHEETS[suffix]} format, which is not read here; open it in a spreadsheet "
+                "program and save it as .xlsx (Excel Workbook) or .csv"
             )
         if suffix not in _SUPPORTED:
             raise DataError(
