@@ -875,6 +875,37 @@ def test_rows_sharing_a_timestamp_are_averaged(tmp_path: Path, caplog: pytest.Lo
     assert "3 rows repeat an earlier timestamp" in line and "(1 timestamps held differing readings)" in line
 
 
+_TABLE = "timestamp,det_1,det_2\n" + "".join(f"2024-01-01 {h:02d}:00,{h},{h + 1}\n" for h in range(12))
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        "Traffic counts, Station 401\nExported 2024-05-01 by TMS\n\n" + _TABLE,  # a title, notes, a blank line
+        "# Traffic counts, Station 401\n# units: vehicles per hour\n" + _TABLE,  # comments
+        _TABLE + "\nTotal,66,78\nEnd of report\n",  # a footer, its sums too
+        "Counts;Station 401\n" + _TABLE.replace(",", ";"),  # a title of the other separator
+    ],
+    ids=["title", "comments", "footer", "semicolons"],
+)
+def test_a_report_s_title_and_footer_are_left_out(tmp_path: Path, report: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Before: "Expected 2 fields in line 4, saw 3", or "Total" refused as a date
+    (tmp_path / "report.csv").write_text(report)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "report.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("det_1", "det_2") and series.values[:, 0].tolist() == list(range(12))
+    assert (
+        "above the table left out (a title or notes: " in caplog.text
+        or "2 row(s) below the table left out (a report's footer: 'Total')" in caplog.text
+    )
+
+
+def test_a_bad_date_in_the_last_row_is_no_footer(tmp_path: Path) -> None:
+    (tmp_path / "typo.csv").write_text(_TABLE + "2024-13-45 00:00,1,2\n")
+    with pytest.raises(DataError, match="holds values that are not dates"):
+        load_series(tmp_path / "typo.csv")
+
+
 def test_column_patterns_pick_a_measure_of_every_detector(tmp_path: Path) -> None:
     path = tmp_path / "measures.csv"
     path.write_text(

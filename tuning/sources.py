@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import csv
 import datetime as dt
 import fnmatch
 import glob
@@ -49,6 +50,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # more likely wrong (or the file mostly empty) than the data merely gappy.
 _MAX_GROWTH = 10
 _DATES_SAMPLE = 200  # cells tried before a whole column is parsed as dates
+_FOOTER_ROWS = 5  # rows at the end that may be a report's footer (Total, Average, End of report)
 _PICK_HINT = "pick the sensor columns with --columns or --exclude-columns"
 # Column names (lower case, letters and digits only) that name the sensor of each row in
 # a long table: one row per timestamp and sensor, as databases and PeMS-style exports hold it.
@@ -478,6 +480,24 @@ def _untransposed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         label, header.iloc[0], header.iloc[-1], len(rows), len(ids), columns[0],
     )  # fmt: skip
     return rows
+
+
+def _without_footer(frame: pd.DataFrame, column: str, label: str) -> pd.DataFrame:
+    """The frame without the rows below the table that reports end with ("Total", "End of report").
+
+    Told by a timestamp cell without a digit in the last rows; a row whose timestamp is
+    a date gone wrong (``2024-13-45``) stays, and is refused as a bad date.
+    """
+    footer = 0
+    for cell in reversed(frame[column].iloc[-_FOOTER_ROWS:].tolist()):
+        if pd.notna(cell) and re.search(r"\d", str(cell)):
+            break
+        footer += 1
+    if footer == 0 or footer >= len(frame) - 1:
+        return frame
+    first = next((str(c).strip() for c in frame[column].iloc[-footer:] if pd.notna(c) and str(c).strip()), "")
+    log.info("%s: %d row(s) below the table left out (a report's footer%s)", label, footer, f": {first!r}" if first else "")
+    return frame.iloc[:-footer]
 
 
 def _check_timestamps_present(timestamps: pd.DatetimeIndex, label: str) -> None:
@@ -979,18 +999,55 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def _read_csv_as(path: Path, encoding: str) -> pd.DataFrame:
     lines = _head_lines(path, encoding)
     sep, decimal = _csv_dialect(lines)
-    if sep != ",":
-        log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
     if _is_pems_station(lines, sep):
         return _read_pems_station(path, sep)
-    head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, sep=sep, encoding=encoding)
+    skip = _lines_above_table(lines)
+    if skip:
+        log.info("%s: %d line(s) above the table left out (a title or notes: %r)", path, skip, lines[0].strip()[:60])
+        lines = lines[skip:]
+        sep, decimal = _csv_dialect(lines)
+    if sep != ",":
+        log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
+    read: dict[str, Any] = {"sep": sep, "encoding": encoding, "skiprows": skip}
+    head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, **read)
     header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
     if _first_row_is_data(head.iloc[:, int(dated) :], decimal):
         names = _headerless_names(path, len(header), dated)
-        return pd.read_csv(path, sep=sep, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS, encoding=encoding)
+        return pd.read_csv(path, decimal=decimal, header=None, names=names, na_values=_MISSING_MARKS, **read)
     _reject_duplicates(header, str(path))
-    return pd.read_csv(path, sep=sep, decimal=decimal, na_values=_MISSING_MARKS, encoding=encoding)
+    return pd.read_csv(path, decimal=decimal, na_values=_MISSING_MARKS, **read)
+
+
+def _lines_above_table(lines: list[str]) -> int:
+    """How many of the first lines are a title, notes or ``#`` comments above the table's header.
+
+    Reports from count systems start so ("Traffic counts, Station 401", an export date,
+    a blank line); pandas then took the title for the header and stopped at the first
+    row, wider than it. The table is what the lower half of the first lines holds: its
+    separator and width. The header is the first line at least that wide, or one cell
+    narrower right above a row of data that wide (an unnamed index heading the dates, in
+    tables of 3 columns or more). Lines above it are narrower, or comments; a file whose first line
+    is its header skips none.
+    """
+    body = lines[len(lines) // 2 :]
+    if len(lines) < 4:
+        return 0
+    sep = _csv_dialect(body)[0]
+    rows = list(csv.reader(lines, delimiter=sep))
+    widths = [len(r) for r in rows[len(rows) // 2 :] if r]
+    if not widths:
+        return 0
+    width = max(set(widths), key=widths.count)
+    for i, row in enumerate(rows):
+        if row and row[0].lstrip().startswith("#"):
+            continue
+        below = rows[i + 1] if i + 1 < len(rows) else []
+        if len(row) >= width or (width >= 3 and len(row) == width - 1 and len(below) >= width and re.search(r"\d", below[0])):
+            above = [r[0] for r in rows[:i] if r and not r[0].lstrip().startswith("#")]
+            # Rows of data narrower than the rest (ragged rows) are no title: keep them all
+            return 0 if above and _looks_like_dates(pd.Series(above)) else i
+    return 0
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
@@ -1227,6 +1284,7 @@ def _frame_to_series(
         else:
             timestamp_column = _column_of_dates(frame, columns_in[1:], label)
         if timestamp_column is not None:
+            frame = _without_footer(frame, timestamp_column, label)
             timestamps, read_dayfirst = _parse_timestamps(frame[timestamp_column], label, dayfirst)
     snapped = False
     if timestamps is not None and freq is not None:
