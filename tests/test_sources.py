@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -993,6 +994,20 @@ def test_columns_pick_a_long_tables_readings_and_sensors(tmp_path: Path) -> None
     np.testing.assert_allclose(picked.values, series.values[:, [2, 0]], rtol=1e-6)
     with pytest.raises(DataError, match=r"--columns names \['speed', 'flow'\] of this long table's columns; name one"):
         load_series(tmp_path / "long.csv", columns=["speed", "flow"])
+
+
+@pytest.mark.parametrize(
+    ("values", "example"),
+    [
+        (["intensidad", "ocupacion", "carga", "vmed"], "vmed"),  # Madrid: speed before flow
+        (["Débit horaire", "Taux d'occupation"], "'Débit horaire'"),  # Paris: flow before occupancy
+        (["carga", "ocupacion"], "ocupacion"),
+    ],
+)
+def test_the_example_reading_is_what_is_usually_forecast_in_the_file_s_language(values: list[str], example: str) -> None:
+    long = long_table(synthetic_traffic(num_sensors=3, num_days=1)).drop(columns="speed")
+    with pytest.raises(DataError, match=f"name the one to forecast with --columns, e.g. --columns {re.escape(example)}$"):
+        as_series(long.assign(**{v: 1.0 for v in values}), name="frame")
 
 
 @pytest.mark.parametrize(

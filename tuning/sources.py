@@ -772,9 +772,9 @@ def _long_to_wide(
         numeric = {c: v for c, v in numeric.items() if not np.isnan(v).all()}
     if len(numeric) != 1:
         what = f"several value columns {list(numeric)}" if numeric else "no numeric value column"
-        usual = sorted(  # what is usually forecast, speed first
-            (c for c in numeric if re.search(r"speed|flow|volume|count|occ", c, re.IGNORECASE)),
-            key=lambda c: "speed" not in c.lower(),
+        usual = sorted(  # what is usually forecast, speed first, then flow, then occupancy
+            (c for c in numeric if _reading_rank(c) < len(_READING_WORDS)),
+            key=_reading_rank,
         )
         example = (usual or list(numeric) or ["speed"])[0]
         raise DataError(
@@ -817,6 +817,20 @@ def _one_name_per_sensor(found: dict[str, pd.Series], label: str) -> dict[str, p
             return found
     log.info("%s: columns %s name the same sensors; %r is used", label, list(found), first)
     return {first: ids}
+
+
+_READING_WORDS = (
+    r"speed|vitesse|velocidad|geschwindigkeit|snelheid|vmed",
+    r"flow|volume|count|d[ée]bit|intensidad|intensit|verkehrsst|anzahl|aforo",
+    r"occ|taux|ocupaci|belegung|bezetting",
+)
+"""Column names of the readings usually forecast, in the languages of the open traffic data seen, in the order
+an example prefers them: Paris's ``Débit horaire``, Madrid's ``intensidad`` and ``vmed``."""
+
+
+def _reading_rank(column: str) -> int:
+    """Where the column's name falls in :data:`_READING_WORDS`; past its end for other columns."""
+    return next((i for i, words in enumerate(_READING_WORDS) if re.search(words, column, re.IGNORECASE)), len(_READING_WORDS))
 
 
 def _reject_duplicates(columns: list[str], label: str) -> None:
