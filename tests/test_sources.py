@@ -834,6 +834,31 @@ def test_freq_a_multiple_of_the_step_averages_the_readings_in_each_step(tmp_path
         load_series(path, freq="7min")
 
 
+def test_freq_bins_a_polled_long_table_whose_sensor_column_has_no_usual_name(tmp_path: Path) -> None:
+    # Binned, a station may fall twice in one step; before the fix the id column became a "sensor"
+    # and every station's speeds were averaged into one series, without an error
+    rows = ["measured,station_no,speed"]
+    for k in range(60):
+        for station, offset in ((4011, 10), (4012, 39), (4013, 200)):
+            moment = pd.Timestamp("2024-03-01 08:00") + pd.Timedelta(seconds=offset + 300 * k + (k % 3) * 7)
+            rows.append(f"{moment:%Y-%m-%d %H:%M:%S},{station},{station % 10}")
+    (tmp_path / "polled.csv").write_text("\n".join(rows) + "\n")
+    for freq in ("5min", "1h"):  # twice in a step now and then; 12 times in every step
+        series = load_series(tmp_path / "polled.csv", freq=freq, zero_is_missing=False)
+        assert series.sensor_ids == ("4011", "4012", "4013")
+        assert (np.nanmax(series.values, axis=0) == [1, 2, 3]).all() and (np.nanmin(series.values, axis=0) == [1, 2, 3]).all()
+
+
+def test_freq_bins_zoned_readings_by_their_wall_clock(tmp_path: Path) -> None:
+    # India is UTC+05:30: hourly steps start at 08:00 there, not at 07:30 (a floor in UTC)
+    minutes = [0, 17, 41, 58, 66, 101, 130, 179]
+    moments = pd.Timestamp("2024-03-01 08:00", tz="Asia/Kolkata") + pd.to_timedelta(minutes, unit="min")
+    (tmp_path / "ist.csv").write_text("timestamp,a\n" + "".join(f"{m.isoformat()},{i}\n" for i, m in enumerate(moments)))
+    series = load_series(tmp_path / "ist.csv", freq="1h", zero_is_missing=False)
+    assert [f"{t:%H:%M}" for t in series.timestamps.tz_convert("Asia/Kolkata")] == ["08:00", "09:00", "10:00"]
+    assert series.values[:, 0].tolist() == [1.5, 4.5, 6.5]
+
+
 def test_freq_keeps_timestamps_on_a_grid_of_their_own(tmp_path: Path) -> None:
     path = tmp_path / "offset.csv"  # 5-minute data stamped at the middle of each interval
     path.write_text("timestamp,a\n2024-01-01 00:02:30,1\n2024-01-01 00:07:30,2\n2024-01-01 00:12:30,3\n")
@@ -1047,7 +1072,18 @@ def test_windows_1252_past_the_first_megabyte_is_read_again_as_such(tmp_path: Pa
     with caplog.at_level(logging.INFO, logger="tuning.sources"):
         series = load_series(tmp_path / "sites.csv", zero_is_missing=False)
     assert series.sensor_ids == ("Nord", "Süd") and series.values[-1].tolist() == [49_999 % 50, 49_999 % 40]
-    assert "text in Windows-1252, not UTF-8 (byte " in caplog.text
+    assert "text in Windows-1252, not UTF-8 (found past the first megabyte)" in caplog.text
+
+
+def test_a_stray_byte_in_utf_8_text_keeps_its_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows = "".join(
+        f"{t:%Y-%m-%d %H:%M},{i % 50},x\n" for i, t in enumerate(pd.date_range("2024-01-01", periods=60_000, freq="5min"))
+    )
+    (tmp_path / "stray.csv").write_bytes(("timestamp,café,note\n" + rows).encode() + b"2024-07-28 08:00,7,\xff\n")
+    with caplog.at_level(logging.WARNING, logger="tuning.sources"):
+        series = load_series(tmp_path / "stray.csv", columns=["café"], zero_is_missing=False)
+    assert series.sensor_ids == ("café",)  # not Windows-1252's "cafÃ©"
+    assert "UTF-8 text with bytes that are not UTF-8 past the first megabyte" in caplog.text
 
 
 def _records(tmp_path: Path) -> tuple[pd.DataFrame, TrafficSeries]:
@@ -1098,6 +1134,41 @@ def test_a_row_per_sensor_and_a_column_per_timestamp_is_read_transposed(tmp_path
     assert read.sensor_ids == ("401", "402", "403") and list(read.timestamps) == list(series.timestamps)
     np.testing.assert_allclose(read.values, series.values, rtol=1e-6)
     assert "a row per sensor and a column per timestamp (01/01/2024 00:00 ... 01/01/2024 23:55): read as 288" in caplog.text
+
+
+def test_sensor_ids_that_look_like_dates_stay_sensors(tmp_path: Path) -> None:
+    path = tmp_path / "lanes.csv"  # station-lane ids parse as dates of the year 1203; whole counts, no timestamps
+    path.write_text("1203-1,1203-2,1203-3\n" + "".join(f"{1800 + 7 * i},{1600 + 3 * i},{2100 - i}\n" for i in range(48)))
+    series = load_series(path, zero_is_missing=False)
+    assert series.sensor_ids == ("1203-1", "1203-2", "1203-3") and series.num_steps == 48
+
+
+def test_a_detector_column_of_date_like_ids_is_not_taken_for_the_timestamps(tmp_path: Path) -> None:
+    rows = "".join(f"A4,1203-{d},2024-03-01 {h:02d}:00,{50 + d + h}\n" for h in range(24) for d in (1, 2))
+    (tmp_path / "detectors.csv").write_text("road,detector,period_start,speed\n" + rows)
+    series = load_series(tmp_path / "detectors.csv")
+    assert series.sensor_ids == ("1203-1", "1203-2") and series.values[:, 0].tolist() == [51 + h for h in range(24)]
+
+
+def test_a_header_that_starts_with_a_hash_is_the_header(tmp_path: Path) -> None:
+    # as wide as the table: a row-number column named '#', no comment
+    rows = "".join(f"{i + 1},2024-03-01 {i // 4:02d}:{15 * (i % 4):02d},{90 + i},{170 - i}\n" for i in range(30))
+    (tmp_path / "numbered.csv").write_text("#,Time,Northbound,Southbound\n" + rows)
+    series = load_series(tmp_path / "numbered.csv", exclude_columns=["#"], zero_is_missing=False)
+    assert series.sensor_ids == ("Northbound", "Southbound") and series.num_steps == 30
+
+
+def test_r_row_names_under_a_one_cell_header_are_still_refused(tmp_path: Path) -> None:
+    # "speed" over rows of a row name and a reading: no title to skip (it would make the row names a sensor)
+    (tmp_path / "r.csv").write_text("speed\n" + "".join(f'"{i + 1}",{55 + i % 3}.2\n' for i in range(30)))
+    with pytest.raises(DataError, match="Expected 1 fields in line 2, saw 2"):
+        load_series(tmp_path / "r.csv")
+
+
+def test_readings_without_a_timestamp_at_the_end_are_no_footer(tmp_path: Path) -> None:
+    (tmp_path / "cut.csv").write_text(_TABLE + ",5,6\n")
+    with pytest.raises(DataError, match="has no timestamp; every row needs one"):
+        load_series(tmp_path / "cut.csv")
 
 
 def test_sensors_named_like_years_stay_sensors(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ class Forecaster:
         name = data.name if isinstance(data, TrafficSeries) else f"the {type(data).__name__}"
         series = as_series(data, zero_is_missing=self.zero_is_missing, name=name, readings=self.readings, dayfirst=self.dayfirst)
         if self.picked_sensors and series.sensor_ids != self.sensor_ids and set(self.sensor_ids) <= set(series.sensor_ids):
-            series = select_sensors(series, self.sensor_ids)  # the same choice of sensors as in training
+            series = select_sensors(series, self.sensor_ids, patterns=False)  # the same sensors as in training
         check_same_sensors(self.sensor_ids, series, self.source)
         if series.num_steps < self.len_source:
             raise DataError(

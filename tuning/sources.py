@@ -431,23 +431,45 @@ def _column_of_dates(frame: pd.DataFrame, columns: Sequence[str], label: str) ->
 
     Exports name it as they please (NYC DOT's ``DATA_AS_OF``, ``Measurement time``,
     ``start_time``); read as a "sensor", it made the file "non-numeric". A sample of its
-    cells is tried first, so that text columns (sensor names) cost little. The cells must
-    carry a time of day or a four-digit year: sensor ids such as ``1-5`` parse as dates too.
+    cells is tried first, so that text columns (sensor names) cost little. Columns named
+    like sensor ids are passed over, and the cells must be dates of this era carrying a
+    time of day or a four-digit year: ids such as ``1-5`` or ``1203-1`` parse as dates too.
+    A column of date-times is preferred to one of dates alone.
     """
+    dated: list[str] = []
     for c in columns:
         column = frame[c]
+        if _name_key(c) in _SENSOR_ID_NAMES:
+            continue
         if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
             continue
         sample = column.dropna().head(_DATES_SAMPLE)
         if sample.empty:
             continue
         text = sample.astype(str)
-        if not pd.api.types.is_datetime64_any_dtype(column.dtype) and not text.str.contains(r"\d:\d\d|\d{4}").all():
+        stamped = pd.api.types.is_datetime64_any_dtype(column.dtype)
+        if not stamped and not text.str.contains(r"\d:\d\d|\d{4}").all():
             continue
-        if _looks_like_dates(sample):
-            log.info("%s: timestamps from column %r, the first column of dates", label, c)
-            return c
+        if _plausible_dates(sample):
+            if stamped or text.str.contains(r"\d:\d\d").all():
+                dated.insert(0, c)
+                break
+            dated.append(c)
+    if dated:
+        log.info("%s: timestamps from column %r, the first column of dates", label, dated[0])
+        return dated[0]
     return None
+
+
+def _plausible_dates(cells: pd.Series) -> bool:
+    """Dates of traffic records (1970-2100), which ids that parse as dates (year 1203) are not."""
+    if not _looks_like_dates(cells):
+        return False
+    try:
+        years = _to_datetimes(cells)[0].year
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return bool(len(years)) and 1970 <= years.min() and years.max() <= 2100
 
 
 _DATE_TEXT = r"\d{4}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
@@ -466,7 +488,12 @@ def _untransposed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if len(columns) < 3 or frame.empty:
         return frame
     header = pd.Series(columns[1:], dtype=object).astype(str)
-    if not header.str.contains(_DATE_TEXT).all() or not _looks_like_dates(header.head(_DATES_SAMPLE)):
+    if not header.str.contains(_DATE_TEXT).all() or not _plausible_dates(header.head(_DATES_SAMPLE)):
+        return frame
+    # The first column names the sensors: not a date itself (a header of ids that all look
+    # like dates, 1203-1,1203-2,...), nor the time of day of an hours x days matrix.
+    first = str(columns[0])
+    if _looks_like_dates(pd.Series([first])) or _name_key(first) in _CLOCK_UNITS or first.lower() in _TIMESTAMP_NAMES:
         return frame
     ids = _sensor_ids_of(frame[columns[0]])
     if ids is None or ids.duplicated().any() or _looks_like_dates(frame[columns[0]]):
@@ -486,12 +513,15 @@ def _without_footer(frame: pd.DataFrame, column: str, label: str) -> pd.DataFram
     """The frame without the rows below the table that reports end with ("Total", "End of report").
 
     Told by a timestamp cell without a digit in the last rows; a row whose timestamp is
-    a date gone wrong (``2024-13-45``) stays, and is refused as a bad date.
+    a date gone wrong (``2024-13-45``) stays, and is refused as a bad date, and so does a
+    row of readings without a timestamp.
     """
     footer = 0
-    for cell in reversed(frame[column].iloc[-_FOOTER_ROWS:].tolist()):
-        if pd.notna(cell) and re.search(r"\d", str(cell)):
-            break
+    tail = frame.iloc[-_FOOTER_ROWS:]
+    for (_, row), cell in zip(reversed(list(tail.iterrows())), reversed(tail[column].tolist()), strict=True):
+        blank = pd.isna(cell) or not str(cell).strip()
+        if (not blank and re.search(r"\d", str(cell))) or (blank and row.drop(column).notna().any()):
+            break  # a date, or readings without one: refused as a row without a timestamp
         footer += 1
     if footer == 0 or footer >= len(frame) - 1:
         return frame
@@ -598,8 +628,12 @@ def _snap_to_step(timestamps: pd.DatetimeIndex, freq: str, label: str) -> tuple[
         own = int(_most_common(np.diff(moments)))
         if not ((moments - moments[0]) % own).any() and size % pd.Timedelta(own, unit=known.unit):
             return timestamps, False  # 5-minute data and --freq 7min: refused as off the grid
-    if timestamps.tz is not None:  # floor in UTC: a local floor fails at the hour daylight saving repeats
-        snapped = timestamps.tz_convert("UTC").floor(size).tz_convert(timestamps.tz)
+    if timestamps.tz is not None:
+        # Floor the wall clock (08:00 in India, +05:30, not 07:30), each time at its own UTC
+        # offset: pandas' zoned floor fails in the hour that daylight saving repeats.
+        utc = timestamps.tz_convert("UTC").tz_localize(None)
+        offset = timestamps.tz_localize(None) - utc
+        snapped = ((utc + offset).floor(size) - offset).tz_localize("UTC").tz_convert(timestamps.tz)
     else:
         snapped = timestamps.floor(size)
     moved = np.flatnonzero((snapped != timestamps) & timestamps.notna())
@@ -630,7 +664,10 @@ def _freq_advice(values: np.ndarray, timestamps: pd.DatetimeIndex, step: pd.Date
     usual = pd.Timedelta(int(np.median(np.concatenate(gaps))), unit=timestamps.unit)
     if usual < 2 * pd.Timedelta(step):
         return generic
-    freq = _step_text(pd.tseries.frequencies.to_offset(min(_USUAL_STEPS, key=lambda s: abs(np.log(s / usual)))))
+    nearest = min(_USUAL_STEPS, key=lambda s: abs(np.log(s / usual)))
+    if abs(np.log(nearest / usual)) > np.log(1.5):  # weeks apart, say: no recording interval
+        return generic
+    freq = _step_text(pd.tseries.frequencies.to_offset(nearest))
     return (
         f"each sensor reports about every {freq} (median gap {usual.total_seconds():.0f} s): "
         f"pass --freq {freq} to average each sensor's readings per {freq} step"
@@ -713,6 +750,8 @@ def _long_to_wide(
     columns: Sequence[str] | None = None,
     exclude_columns: Sequence[str] | None = None,
     readings: str | None = None,
+    *,
+    binned: bool = False,
 ) -> _Long | None:
     """A long table (a row per timestamp and sensor) pivoted to one column per sensor, or None if wide.
 
@@ -744,6 +783,11 @@ def _long_to_wide(
             continue
         if _name_key(c) in _SENSOR_ID_NAMES:
             named[c] = ids
+        elif binned:
+            # Readings binned into steps (``--freq`` on a polled feed): a sensor may report
+            # twice in a step or miss one, but most steps hold every sensor
+            if repeats and distinct >= 2 and distinct == int(ids.groupby(times.to_numpy()).nunique().mode().max()):
+                shaped[c] = ids
         elif (
             repeats
             and distinct == usual_rows  # most timestamps hold every sensor once
@@ -1003,14 +1047,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
     encoding = _text_encoding(path)
     try:
         return _read_csv_as(path, encoding)
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         if encoding != "utf-8-sig":
             raise
-        log.info("%s: text in Windows-1252, not UTF-8 (byte %d is not UTF-8)", path, e.start)
+    if _head_bytes(path).isascii():  # nothing said UTF-8 before the first byte that is not
+        log.info("%s: text in Windows-1252, not UTF-8 (found past the first megabyte)", path)
         return _read_csv_as(path, "cp1252")
+    log.warning("%s: UTF-8 text with bytes that are not UTF-8 past the first megabyte; those characters read as \ufffd", path)
+    return _read_csv_as(path, "utf-8-sig", errors="replace")
 
 
-def _read_csv_as(path: Path, encoding: str) -> pd.DataFrame:
+def _read_csv_as(path: Path, encoding: str, errors: str = "strict") -> pd.DataFrame:
     lines = _head_lines(path, encoding)
     sep, decimal = _csv_dialect(lines)
     if _is_pems_station(lines, sep):
@@ -1022,7 +1069,7 @@ def _read_csv_as(path: Path, encoding: str) -> pd.DataFrame:
         sep, decimal = _csv_dialect(lines)
     if sep != ",":
         log.info("%s: fields separated by %r%s", path, sep, ", decimal comma" if decimal == "," else "")
-    read: dict[str, Any] = {"sep": sep, "encoding": encoding, "skiprows": skip}
+    read: dict[str, Any] = {"sep": sep, "encoding": encoding, "encoding_errors": errors, "skiprows": skip}
     head = pd.read_csv(path, header=None, nrows=21, dtype=str, keep_default_na=False, **read)
     header = [c.strip() for c in head.iloc[0]]
     dated = bool(header) and _looks_like_dates(pd.Series(header[:1]))
@@ -1041,8 +1088,8 @@ def _lines_above_table(lines: list[str]) -> int:
     row, wider than it. The table is what the lower half of the first lines holds: its
     separator and width. The header is the first line at least that wide, or one cell
     narrower right above a row of data that wide (an unnamed index heading the dates, in
-    tables of 3 columns or more). Lines above it are narrower, or comments; a file whose first line
-    is its header skips none.
+    tables of 3 columns or more); a ``#`` as wide as the table heads it (``#,Time,...``).
+    Lines above it are narrower; a file whose first line is its header skips none.
     """
     body = lines[len(lines) // 2 :]
     if len(lines) < 4:
@@ -1054,14 +1101,23 @@ def _lines_above_table(lines: list[str]) -> int:
         return 0
     width = max(set(widths), key=widths.count)
     for i, row in enumerate(rows):
-        if row and row[0].lstrip().startswith("#"):
-            continue
         below = rows[i + 1] if i + 1 < len(rows) else []
         if len(row) >= width or (width >= 3 and len(row) == width - 1 and len(below) >= width and re.search(r"\d", below[0])):
             above = [r[0] for r in rows[:i] if r and not r[0].lstrip().startswith("#")]
-            # Rows of data narrower than the rest (ragged rows) are no title: keep them all
-            return 0 if above and _looks_like_dates(pd.Series(above)) else i
+            # Keep every line where those above are ragged rows of data, or where the first
+            # wide line is data itself: a one-cell header over R's row names and readings
+            # ("speed" over "1,55.2") is no title over a headerless table.
+            data = bool(row) and all(_is_number(c) for c in row)
+            return 0 if data or (above and _looks_like_dates(pd.Series(above))) else i
     return 0
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell.replace(",", "."))
+    except ValueError:
+        return False
+    return True
 
 
 def _read_excel(path: Path) -> pd.DataFrame:
@@ -1143,13 +1199,22 @@ def _first_row_is_data(head: pd.DataFrame, decimal: str) -> bool:
 
 
 def _pick_sensors(
-    names: list[str], columns: Sequence[str] | None, exclude: Sequence[str] | None, label: str, timestamp: str | None = None
+    names: list[str],
+    columns: Sequence[str] | None,
+    exclude: Sequence[str] | None,
+    label: str,
+    timestamp: str | None = None,
+    *,
+    patterns: bool = True,
 ) -> list[str]:
-    """The sensor columns to use: ``columns`` in their order, or all but ``exclude``."""
+    """The sensor columns to use: ``columns`` in their order, or all but ``exclude``; with ``patterns``,
+    shell patterns among them match names (a model's saved sensor ids are names only)."""
     if columns is not None and exclude is not None:
         raise DataError(f"{label}: give --columns or --exclude-columns, not both")
     flag = "--columns" if columns is not None else "--exclude-columns"
-    wanted = _expand_patterns(list(columns if columns is not None else exclude or []), names, label, flag, timestamp)
+    wanted = list(columns if columns is not None else exclude or [])
+    if patterns:
+        wanted = _expand_patterns(wanted, names, label, flag, timestamp)
     if timestamp is not None and timestamp in wanted:
         raise DataError(f"{label}: {timestamp!r} is the timestamp column, not a sensor; leave it out of the column list")
     unknown = [c for c in wanted if c not in names]
@@ -1187,15 +1252,19 @@ def select_sensors(
     exclude_columns: Sequence[str] | None = None,
     *,
     label: str | None = None,
+    patterns: bool = True,
 ) -> TrafficSeries:
     """The series with only the sensors ``columns`` names (in that order), or without ``exclude_columns``.
+
+    ``patterns``: shell patterns among the names (``'*_speed'``) pick every sensor they match;
+    False for names that are sensor ids whatever their characters (a model's ``det[1]``).
 
     Raises:
         DataError: Both are given, or one names a sensor the series does not have.
     """
     if columns is None and exclude_columns is None:
         return series
-    picked = _pick_sensors(list(series.sensor_ids), columns, exclude_columns, label or series.name)
+    picked = _pick_sensors(list(series.sensor_ids), columns, exclude_columns, label or series.name, patterns=patterns)
     index = [series.sensor_ids.index(c) for c in picked]
     return replace(series, values=np.ascontiguousarray(series.values[:, index]), sensor_ids=tuple(picked))
 
@@ -1300,14 +1369,15 @@ def _frame_to_series(
         if timestamp_column is not None:
             frame = _without_footer(frame, timestamp_column, label)
             timestamps, read_dayfirst = _parse_timestamps(frame[timestamp_column], label, dayfirst)
-    snapped = False
+    snapped = repeated = False
     if timestamps is not None and freq is not None:
+        repeated = timestamps.has_duplicates
         timestamps, snapped = _snap_to_step(timestamps, freq, label)
     if timestamps is not None and sort_rows:
         order = np.argsort(timestamps.asi8, kind="stable")
         frame, timestamps = frame.iloc[order], timestamps[order]
     if timestamps is not None:
-        long = _long_to_wide(frame, timestamps, timestamp_column, label, columns, exclude_columns, readings)
+        long = _long_to_wide(frame, timestamps, timestamp_column, label, columns, exclude_columns, readings, binned=snapped)
         readings = None if long is None else long.readings
         if long is not None:
             frame, timestamps, timestamp_column = long.wide, long.wide.index, None
@@ -1345,7 +1415,9 @@ def _frame_to_series(
         values[values == 0] = np.nan
     if timestamps is not None:
         _check_order(timestamps, label)
-        values, timestamps = _average_duplicates(values, timestamps, label, quiet=snapped)
+        # Rows that share a step only once their readings were binned are what binning means: said
+        # already. Rows that shared a timestamp in the file are still worth a warning.
+        values, timestamps = _average_duplicates(values, timestamps, label, quiet=snapped and not repeated)
         values, timestamps = _reindex_to_step(values, timestamps, freq, label)
         if len(timestamps) < 2:
             raise DataError(f"{label}: has {len(timestamps)} distinct timestamp(s); at least 2 time steps are needed")
