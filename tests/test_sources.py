@@ -1136,6 +1136,21 @@ def test_a_row_per_sensor_and_a_column_per_timestamp_is_read_transposed(tmp_path
     assert "a row per sensor and a column per timestamp (01/01/2024 00:00 ... 01/01/2024 23:55): read as 288" in caplog.text
 
 
+def test_a_count_report_of_hours_by_days_is_one_sensor_in_time_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # An hour per row, a day per column, a Total row and column, as count reports are laid out;
+    # before, each day was a "sensor" without timestamps
+    days = ["04/03/2024", "05/03/2024", "06/03/2024"]
+    rows = [f"{h:02d}:00," + ",".join(str(100 * d + h) for d in range(3)) + f",{300 + 3 * h}" for h in range(24)]
+    text = "Time," + ",".join(days) + ",Total\n" + "\n".join(rows) + "\nTotal,2676,5076,7476,15228\n"
+    (tmp_path / "station_401.csv").write_text(text)
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "station_401.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("station_401",)
+    assert list(series.timestamps) == list(pd.date_range("2024-03-04", periods=72, freq="1h"))  # day first: 4-6 March
+    assert series.values[:, 0].tolist() == [100 * d + h for d in range(3) for h in range(24)]
+    assert "a day per column (04/03/2024 ... 06/03/2024): read as one sensor, 'station_401'; ['Total'] left out" in caplog.text
+
+
 def test_sensor_ids_that_look_like_dates_stay_sensors(tmp_path: Path) -> None:
     path = tmp_path / "lanes.csv"  # station-lane ids parse as dates of the year 1203; whole counts, no timestamps
     path.write_text("1203-1,1203-2,1203-3\n" + "".join(f"{1800 + 7 * i},{1600 + 3 * i},{2100 - i}\n" for i in range(48)))

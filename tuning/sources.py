@@ -476,6 +476,39 @@ _DATE_TEXT = r"\d{4}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
 """Text that holds a whole date: not a time of day alone (00:05 gives no day), nor a sensor id of 4 digits."""
 
 
+def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
+    """One sensor's readings kept as a matrix, a time of day per row and a day per column, as one column.
+
+    Count reports are laid out so (``Hour,2024-03-01,2024-03-02,...`` over rows 0-23 or
+    ``00:00``, ``01:00``, ...), often with a ``Total`` row and column. Read as it stands,
+    each day was a "sensor" without timestamps. The sensor is named after the file.
+    """
+    columns = list(frame.columns)
+    if len(columns) < 3:
+        return None
+    summaries = [c for c in columns[1:] if re.fullmatch(r"\s*(total|sum|average|mean|avg)\b.*", str(c), re.IGNORECASE)]
+    days = [c for c in columns[1:] if c not in summaries]
+    header = pd.Series(days, dtype=object).astype(str)
+    if len(days) < 2 or not header.str.contains(_DATE_TEXT).all() or not _plausible_dates(header.head(_DATES_SAMPLE)):
+        return None
+    rows = frame
+    while len(rows) > 2 and not re.search(r"\d", str(rows.iloc[-1, 0])):  # a Total row below the hours
+        rows = rows.iloc[:-1]
+    times = _times_of_day(rows[columns[0]].reset_index(drop=True))
+    dates = _dates_alone(header)
+    if times is None or times.duplicated().any() or dates is None:
+        return None
+    sensor = Path(label).stem.split(".")[0] or "readings"
+    stamps = (dates.to_numpy()[:, None] + " " + times.to_numpy()[None, :]).ravel()  # day by day, hour by hour
+    long = pd.DataFrame({"timestamp": stamps, sensor: rows[days].to_numpy().T.ravel()})
+    left = f"; {summaries} left out" if summaries else ""
+    log.info(
+        "%s: a time of day per row (%s ...) and a day per column (%s ... %s): read as one sensor, %r%s",
+        label, times.iloc[0], header.iloc[0], header.iloc[-1], sensor, left,
+    )  # fmt: skip
+    return long
+
+
 def _untransposed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     """A table with a row per sensor and a column per timestamp, turned to a row per timestamp.
 
@@ -1351,7 +1384,8 @@ def _frame_to_series(
     _reject_duplicates(columns_in, label)
     frame = frame.set_axis(columns_in, axis=1)
     if not isinstance(frame.index, pd.DatetimeIndex):
-        frame = _join_date_and_time(_untransposed(frame, label), label)
+        days = _days_as_columns(frame, label)
+        frame = days if days is not None else _join_date_and_time(_untransposed(frame, label), label)
         columns_in = list(frame.columns)
     timestamps: pd.DatetimeIndex | None = None
     timestamp_column: str | None = None
