@@ -1145,10 +1145,24 @@ def test_a_count_report_of_hours_by_days_is_one_sensor_in_time_order(tmp_path: P
     (tmp_path / "station_401.csv").write_text(text)
     with caplog.at_level(logging.INFO, logger="tuning.sources"):
         series = load_series(tmp_path / "station_401.csv", zero_is_missing=False)
-    assert series.sensor_ids == ("station_401",)
+    assert series.sensor_ids == ("readings",)
     assert list(series.timestamps) == list(pd.date_range("2024-03-04", periods=72, freq="1h"))  # day first: 4-6 March
     assert series.values[:, 0].tolist() == [100 * d + h for d in range(3) for h in range(24)]
-    assert "a day per column (04/03/2024 ... 06/03/2024): read as one sensor, 'station_401'; ['Total'] left out" in caplog.text
+    assert "a day per column (04/03/2024 ... 06/03/2024): read as one sensor, 'readings'; ['Total'] left out" in caplog.text
+
+
+def test_a_folder_of_weekly_reports_of_hours_by_days_is_one_series(tmp_path: Path) -> None:
+    # each week's header holds other days: joined only once each report is one column
+    (tmp_path / "reports").mkdir()
+    for week in range(2):
+        days = pd.date_range("2024-03-04", periods=7, freq="D") + pd.Timedelta(days=7 * week)
+        rows = [f"{h}," + ",".join(str(1000 * week + 10 * d + h) for d in range(7)) for h in range(24)]
+        (tmp_path / "reports" / f"week{week + 1}.csv").write_text(
+            "Hour," + ",".join(f"{d:%Y-%m-%d}" for d in days) + "\n" + "\n".join(rows)
+        )
+    series = load_series(tmp_path / "reports", zero_is_missing=False)
+    assert series.sensor_ids == ("readings",) and series.num_steps == 14 * 24
+    assert series.values[:, 0].tolist() == [1000 * w + 10 * d + h for w in range(2) for d in range(7) for h in range(24)]
 
 
 def test_sensor_ids_that_look_like_dates_stay_sensors(tmp_path: Path) -> None:

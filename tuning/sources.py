@@ -481,7 +481,9 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
 
     Count reports are laid out so (``Hour,2024-03-01,2024-03-02,...`` over rows 0-23 or
     ``00:00``, ``01:00``, ...), often with a ``Total`` row and column. Read as it stands,
-    each day was a "sensor" without timestamps. The sensor is named after the file.
+    each day was a "sensor" without timestamps. The sensor is named ``readings`` in every
+    such report, so that a model of last month's reports forecasts from this month's, and a
+    folder of one station's reports reads as one series.
     """
     columns = list(frame.columns)
     if len(columns) < 3:
@@ -498,7 +500,7 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     dates = _dates_alone(header)
     if times is None or times.duplicated().any() or dates is None:
         return None
-    sensor = Path(label).stem.split(".")[0] or "readings"
+    sensor = "readings"  # the same in every report, so that a later one forecasts with the model of an earlier one
     stamps = (dates.to_numpy()[:, None] + " " + times.to_numpy()[None, :]).ravel()  # day by day, hour by hour
     long = pd.DataFrame({"timestamp": stamps, sensor: rows[days].to_numpy().T.ravel()})
     left = f"; {summaries} left out" if summaries else ""
@@ -1609,10 +1611,10 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
         if suffix in _HDF5:
             return _read_hdf(file)
         if suffix in _EXCEL:
-            return _read_excel(file)
+            return _in_one_column(_read_excel(file), file)
         if suffix == ".json":
             return _read_json(file)
-        return _read_csv(file) if suffix == ".csv" else _read_parquet(file)
+        return _in_one_column(_read_csv(file), file) if suffix == ".csv" else _read_parquet(file)
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{file}: is empty; it needs a header of sensor ids and one row per time step") from e
     except DataError:
@@ -1621,6 +1623,13 @@ def _read_file(file: Path, suffix: str) -> pd.DataFrame | np.ndarray:
         raise DataError(
             f"{file}: cannot read as {suffix[1:]}: {_first_line(e)}; check the file is a valid, uncorrupted {suffix} file"
         ) from e
+
+
+def _in_one_column(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
+    """A report of days by times of day as its one column, file by file: a folder of weekly
+    reports has other days in each header, and is joined only once each is a column."""
+    days = _days_as_columns(frame, str(file))
+    return frame if days is None else days
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
