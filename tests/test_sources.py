@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -1112,6 +1113,18 @@ def test_json_records_and_tab_separated_text_read_as_their_csv(tmp_path: Path, f
     read = load_series(path, columns=["speed"], zero_is_missing=False)  # before: "unsupported file type"
     assert read.sensor_ids == expected.sensor_ids and list(read.timestamps) == list(expected.timestamps)
     np.testing.assert_array_equal(read.values, expected.values)
+
+
+@pytest.mark.parametrize("layout", [{}, {"orient": "index"}, {"orient": "split"}, {"orient": "table"}, {"date_format": "iso"}])
+def test_a_frame_that_pandas_wrote_as_json_reads_back(tmp_path: Path, layout: dict[str, str]) -> None:
+    series = synthetic_traffic(num_sensors=3, num_days=1)
+    frame = pd.DataFrame(series.values, index=series.timestamps, columns=list(series.sensor_ids))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' notice that its default date format will change
+        frame.to_json(tmp_path / "frame.json", **layout)  # type: ignore[call-overload]
+    read = load_series(tmp_path / "frame.json", zero_is_missing=False)  # before: "holds no table"
+    assert read.sensor_ids == series.sensor_ids and list(read.timestamps) == list(series.timestamps)
+    np.testing.assert_allclose(read.values, series.values, rtol=1e-6)
 
 
 def test_json_without_a_table_is_one_line(tmp_path: Path) -> None:

@@ -981,8 +981,9 @@ def _read_json(path: Path) -> pd.DataFrame:
     """Records as web APIs return them, flattened (``{"location": {"lat": ..}}`` gives ``location.lat``).
 
     A list of objects, one object per line (JSON Lines), the one list of objects inside an
-    envelope (``{"meta": .., "data": [..]}``), or an object of columns. Parsed with the
-    ``json`` module: data, never code.
+    envelope (``{"meta": .., "data": [..]}``), an object of columns, or a frame as pandas'
+    ``to_json`` writes one. Parsed with the ``json`` module (pandas' reader for its own
+    layouts): data, never code.
     """
     with _open_text(path, _text_encoding(path)) as f:
         text = f.read()
@@ -996,6 +997,12 @@ def _read_json(path: Path) -> pd.DataFrame:
     if isinstance(doc, dict) and doc and not any(isinstance(v, (list, dict)) for v in doc.values()):
         keys = ", ".join(list(doc)[:3]) + (", ..." if len(doc) > 3 else "")
         raise DataError(f"{path}: an object of settings ({keys}), not a table of readings; a training config goes to --config")
+    pandas_layout = _pandas_json_layout(doc)
+    if pandas_layout is not None:
+        frame = pd.read_json(io.StringIO(text), orient=pandas_layout)
+        if isinstance(frame.index, pd.DatetimeIndex):
+            return frame
+        return frame.reset_index(drop=frame.index.equals(pd.RangeIndex(len(frame))))
     if isinstance(doc, dict):
         lists = {k: v for k, v in doc.items() if _is_records(v)}
         if len(lists) == 1:
@@ -1009,6 +1016,22 @@ def _read_json(path: Path) -> pd.DataFrame:
             "equally long columns; export the data as CSV"
         )
     return pd.json_normalize(doc)
+
+
+def _pandas_json_layout(doc: Any) -> str | None:
+    """The ``orient`` of a frame that pandas' ``to_json`` wrote, for ``read_json`` to read it back, or None.
+
+    ``df.to_json()`` writes ``{"sensor": {"1709251200000": 61.2, ...}}`` (``columns``),
+    ``orient="index"`` the timestamps outside, ``orient="split"`` columns, index and rows.
+    """
+    if not isinstance(doc, dict) or not doc:
+        return None
+    if {"columns", "data"} <= doc.keys() and isinstance(doc["data"], list) and all(isinstance(r, list) for r in doc["data"]):
+        return "split"
+    if not all(isinstance(v, dict) for v in doc.values()):
+        return None
+    keys = pd.Series([str(k) for k in list(doc)[:_DATES_SAMPLE]])
+    return "index" if keys.str.fullmatch(r"\d{9,}").all() or _plausible_dates(keys) else "columns"
 
 
 def _is_records(value: Any) -> bool:
