@@ -1095,7 +1095,7 @@ def _records(tmp_path: Path) -> tuple[pd.DataFrame, TrafficSeries]:
     return long, load_series(tmp_path / "table.csv", zero_is_missing=False)
 
 
-@pytest.mark.parametrize("form", ["records", "envelope", "lines.gz", "columns", "tsv"])
+@pytest.mark.parametrize("form", ["records", "envelope", "lines.gz", "columns", "tsv", "geojson"])
 def test_json_records_and_tab_separated_text_read_as_their_csv(tmp_path: Path, form: str) -> None:
     long, expected = _records(tmp_path)
     records = [{**r, "location": {"lat": "45.5", "lon": "-122.6"}} for r in long.to_dict("records")]
@@ -1108,6 +1108,12 @@ def test_json_records_and_tab_separated_text_read_as_their_csv(tmp_path: Path, f
             f.writelines(json.dumps(r) + "\n" for r in records)
     elif form == "columns":
         (path := tmp_path / "feed.json").write_text(json.dumps(long.to_dict("list")))
+    elif form == "geojson":  # a feature per reading; its geometry's coordinates once looked like sensor ids
+        features = [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [i % 7, 45.5]}, "properties": r}
+            for i, r in enumerate(long.to_dict("records"))
+        ]
+        (path := tmp_path / "feed.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     else:
         long.to_csv(path := tmp_path / "feed.tsv", sep="\t", index=False)
     read = load_series(path, columns=["speed"], zero_is_missing=False)  # before: "unsupported file type"

@@ -40,7 +40,7 @@ _HDF5 = (".h5", ".hdf5", ".hdf")
 _EXCEL = (".xlsx", ".xlsm")
 _OTHER_SHEETS = {".xls": "Excel 97-2003", ".ods": "OpenDocument", ".xlsb": "Excel binary"}
 _TEXT_TYPES = (".csv", ".txt", ".tsv", ".tab")  # delimited text (.txt as PeMS serves it), read as a CSV
-_JSON_TYPES = (".json", ".jsonl", ".ndjson")
+_JSON_TYPES = (".json", ".jsonl", ".ndjson", ".geojson")
 _SUPPORTED = (*_TEXT_TYPES, ".json", ".parquet", ".npz", *_HDF5, *_EXCEL)
 _FORMATS = ".csv, .json, .parquet, .xlsx, .npz or .h5"
 # Compressed CSVs, as data portals serve them; pandas reads them by their suffix.
@@ -1010,6 +1010,9 @@ def _read_json(path: Path) -> pd.DataFrame:
             log.info("%s: records from its key %r", path, key)
         elif doc and all(isinstance(v, list) for v in doc.values()) and len({len(v) for v in doc.values()}) == 1:
             return pd.DataFrame(doc)
+    if _is_records(doc) and all(r.get("type") == "Feature" and isinstance(r.get("properties"), dict) for r in doc):
+        log.info("%s: GeoJSON: the table of its features' properties (their geometry left out)", path)
+        doc = [r["properties"] for r in doc]
     if not _is_records(doc):
         raise DataError(
             f"{path}: holds no table: expected a list of records (objects), one record per line, or an object of "
