@@ -1133,6 +1133,53 @@ def test_a_frame_that_pandas_wrote_as_json_reads_back(tmp_path: Path, layout: di
     np.testing.assert_allclose(read.values, series.values, rtol=1e-6)
 
 
+@pytest.mark.parametrize("ids", [["40012345", "40012346"], ["1236893704", "1236893705"]])
+def test_sensor_ids_of_many_digits_stay_names_in_pandas_json(tmp_path: Path, ids: list[str]) -> None:
+    # 8 digits became dates of 1971 (pandas converts axes), 10 digits took the frame for the index layout
+    stamps = pd.date_range("2024-03-04", periods=48, freq="1h")
+    frame = pd.DataFrame({ids[0]: np.arange(48.0), ids[1]: np.arange(48.0) + 100}, index=stamps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame.to_json(tmp_path / "xd.json")
+    read = load_series(tmp_path / "xd.json", zero_is_missing=False)
+    assert read.sensor_ids == tuple(ids) and list(read.timestamps) == list(stamps)
+
+
+@pytest.mark.parametrize("orient", ["index", "table"])
+def test_pandas_json_of_a_frame_with_row_numbers(tmp_path: Path, orient: str) -> None:
+    frame = pd.DataFrame({"det1": np.arange(48.0), "det2": np.arange(48.0) + 1})
+    frame.to_json(tmp_path / "rows.json", orient=orient)
+    read = load_series(tmp_path / "rows.json", zero_is_missing=False)  # the row numbers are no sensor
+    assert read.sensor_ids == ("det1", "det2") and read.values[:, 1].tolist() == list(range(1, 49))
+
+
+def test_json_of_days_by_hours_is_refused_with_the_layout_to_use(tmp_path: Path) -> None:
+    days = {f"2024-03-0{d}": {str(h): 100 * d + h for h in range(24)} for d in range(4, 8)}
+    (tmp_path / "days.json").write_text(json.dumps(days))
+    with pytest.raises(DataError, match="holds a row per day and a column per hour of the day"):
+        load_series(tmp_path / "days.json")
+
+
+def test_geojson_features_named_by_their_own_id(tmp_path: Path) -> None:
+    features = [
+        {
+            "type": "Feature",
+            "id": f"det{d}",
+            "geometry": None,
+            "properties": {"timestamp": f"2024-03-04 {h:02d}:00", "speed": 50 + d},
+        }
+        for h in range(24)
+        for d in range(3)
+    ]
+    (tmp_path / "f.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    read = load_series(tmp_path / "f.geojson", zero_is_missing=False)
+    assert read.sensor_ids == ("det0", "det1", "det2") and read.values[0].tolist() == [50, 51, 52]
+    features.append({"type": "Feature", "id": "det9", "geometry": None, "properties": None})  # allowed by GeoJSON
+    (tmp_path / "f.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(DataError, match="data row 73 has no timestamp"):  # read as GeoJSON still: one clear line
+        load_series(tmp_path / "f.geojson")
+
+
 def test_json_without_a_table_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "list.json").write_text("[1, 2, 3]")
     with pytest.raises(DataError, match=r"list.json: holds no table: expected a list of records"):
@@ -1182,6 +1229,21 @@ def test_a_folder_of_weekly_reports_of_hours_by_days_is_one_series(tmp_path: Pat
     series = load_series(tmp_path / "reports", zero_is_missing=False)
     assert series.sensor_ids == ("readings",) and series.num_steps == 14 * 24
     assert series.values[:, 0].tolist() == [1000 * w + 10 * d + h for w in range(2) for d in range(7) for h in range(24)]
+
+
+def test_a_report_with_hours_0_to_23_a_total_row_and_days_in_reverse(tmp_path: Path) -> None:
+    days = ["2024-03-06", "2024-03-05", "2024-03-04"]  # newest first
+    rows = [f"{h}," + ",".join(str(100 * (6 - int(d[-1])) + h) for d in days) for h in range(24)]
+    (tmp_path / "r.csv").write_text("Hour," + ",".join(days) + "\n" + "\n".join(rows) + "\nTotal,1,2,3\n")
+    series = load_series(tmp_path / "r.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("readings",) and series.timestamps[0] == pd.Timestamp("2024-03-04")
+    assert series.values[:, 0].tolist() == [100 * (2 - d) + h for d in range(3) for h in range(24)]
+
+
+def test_a_day_of_readings_of_sensors_with_year_like_ids_stays_wide(tmp_path: Path) -> None:
+    rows = "".join(f"{h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))
+    (tmp_path / "lanes.csv").write_text("Time,2015-1,2015-2\n" + rows)  # station-lane ids, not days
+    assert load_series(tmp_path / "lanes.csv", zero_is_missing=False).sensor_ids == ("2015-1", "2015-2")
 
 
 def test_sensor_ids_that_look_like_dates_stay_sensors(tmp_path: Path) -> None:

@@ -472,7 +472,7 @@ def _plausible_dates(cells: pd.Series) -> bool:
     return bool(len(years)) and 1970 <= years.min() and years.max() <= 2100
 
 
-_DATE_TEXT = r"\d{4}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
+_DATE_TEXT = r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
 """Text that holds a whole date: not a time of day alone (00:05 gives no day), nor a sensor id of 4 digits."""
 
 
@@ -496,10 +496,21 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     rows = frame
     while len(rows) > 2 and not re.search(r"\d", str(rows.iloc[-1, 0])):  # a Total row below the hours
         rows = rows.iloc[:-1]
-    times = _times_of_day(rows[columns[0]].reset_index(drop=True))
+    if rows.empty:
+        return None
+    first = rows[columns[0]].reset_index(drop=True)
+    numbers = pd.to_numeric(first, errors="coerce")  # hours 0-23 were text beside a Total row
+    times = _times_of_day(numbers if numbers.notna().all() else first)
     dates = _dates_alone(header)
     if times is None or times.duplicated().any() or dates is None:
         return None
+    try:
+        order = np.argsort(_to_datetimes(dates)[0].asi8, kind="stable")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if pd.Index(dates).duplicated().any():
+        return None
+    dates, days = dates.iloc[order], [days[i] for i in order]  # days in time order, whatever the columns' order
     sensor = "readings"  # the same in every report, so that a later one forecasts with the model of an earlier one
     stamps = (dates.to_numpy()[:, None] + " " + times.to_numpy()[None, :]).ravel()  # day by day, hour by hour
     long = pd.DataFrame({"timestamp": stamps, sensor: rows[days].to_numpy().T.ravel()})
@@ -999,10 +1010,7 @@ def _read_json(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: an object of settings ({keys}), not a table of readings; a training config goes to --config")
     pandas_layout = _pandas_json_layout(doc)
     if pandas_layout is not None:
-        frame = pd.read_json(io.StringIO(text), orient=pandas_layout)
-        if isinstance(frame.index, pd.DatetimeIndex):
-            return frame
-        return frame.reset_index(drop=frame.index.equals(pd.RangeIndex(len(frame))))
+        return _pandas_json_frame(text, pandas_layout, path)
     if isinstance(doc, dict):
         lists = {k: v for k, v in doc.items() if _is_records(v)}
         if len(lists) == 1:
@@ -1010,9 +1018,10 @@ def _read_json(path: Path) -> pd.DataFrame:
             log.info("%s: records from its key %r", path, key)
         elif doc and all(isinstance(v, list) for v in doc.values()) and len({len(v) for v in doc.values()}) == 1:
             return pd.DataFrame(doc)
-    if _is_records(doc) and all(r.get("type") == "Feature" and isinstance(r.get("properties"), dict) for r in doc):
+    if _is_records(doc) and all(r.get("type") == "Feature" and isinstance(r.get("properties", {}), dict | None) for r in doc):
         log.info("%s: GeoJSON: the table of its features' properties (their geometry left out)", path)
-        doc = [r["properties"] for r in doc]
+        # A feature's own id names its sensor where its properties do not
+        doc = [{**({"id": r["id"]} if "id" in r else {}), **(r.get("properties") or {})} for r in doc]
     if not _is_records(doc):
         raise DataError(
             f"{path}: holds no table: expected a list of records (objects), one record per line, or an object of "
@@ -1024,17 +1033,67 @@ def _read_json(path: Path) -> pd.DataFrame:
 def _pandas_json_layout(doc: Any) -> str | None:
     """The ``orient`` of a frame that pandas' ``to_json`` wrote, for ``read_json`` to read it back, or None.
 
-    ``df.to_json()`` writes ``{"sensor": {"1709251200000": 61.2, ...}}`` (``columns``),
-    ``orient="index"`` the timestamps outside, ``orient="split"`` columns, index and rows.
+    ``df.to_json()`` writes ``{"sensor": {"1709251200000": 61.2, ...}}`` (``columns``: the
+    timestamps inside), ``orient="index"`` the timestamps (or row numbers) outside,
+    ``orient="split"`` columns, index and rows, ``orient="table"`` a schema and records.
+    Sensor ids of 8 to 13 digits (INRIX XD, HERE) are names, not epoch times: the side of
+    the timestamps is told by the inner keys first.
     """
     if not isinstance(doc, dict) or not doc:
         return None
-    if {"columns", "data"} <= doc.keys() and isinstance(doc["data"], list) and all(isinstance(r, list) for r in doc["data"]):
+    if {"schema", "data"} <= doc.keys() and isinstance(doc["schema"], dict) and "fields" in doc["schema"]:
+        return "table"
+    if (
+        {"columns", "data"} <= doc.keys() <= {"columns", "index", "data", "name"}
+        and isinstance(doc["columns"], list)
+        and all(isinstance(c, str | int | float) for c in doc["columns"])
+        and isinstance(doc["data"], list)
+        and all(isinstance(r, list) for r in doc["data"])
+    ):
         return "split"
-    if not all(isinstance(v, dict) for v in doc.values()):
+    if not all(isinstance(v, dict) and v for v in doc.values()):
         return None
-    keys = pd.Series([str(k) for k in list(doc)[:_DATES_SAMPLE]])
-    return "index" if keys.str.fullmatch(r"\d{9,}").all() or _plausible_dates(keys) else "columns"
+    inner = pd.Series([str(k) for k in list(next(iter(doc.values())))[:_DATES_SAMPLE]])
+    outer = pd.Series([str(k) for k in list(doc)[:_DATES_SAMPLE]])
+    if _epoch_ms_or_dates(inner):
+        return "columns"
+    rows = outer.tolist() == [str(i) for i in range(len(outer))]  # a plain row index, 0, 1, ...
+    return "index" if rows or _epoch_ms_or_dates(outer) else "columns"
+
+
+def _epoch_ms_or_dates(keys: pd.Series) -> bool:
+    """Keys as ``to_json`` writes timestamps: epoch milliseconds (13 digits since 2001) or dates."""
+    return bool(keys.str.fullmatch(r"1\d{12}").all()) or _plausible_dates(keys)
+
+
+def _pandas_json_frame(text: str, layout: str, path: Path) -> pd.DataFrame:
+    """The frame of a pandas JSON layout, its index as timestamps where it holds them.
+
+    Axes are not converted by pandas: it turned sensor ids of 8 digits into dates of 1971.
+    """
+    try:
+        axes = {} if layout == "table" else {"convert_axes": False}  # a table's schema gives its types
+        frame = pd.read_json(io.StringIO(text), orient=layout, **axes)
+    except (ValueError, TypeError) as e:
+        raise DataError(
+            f"{path}: a frame in pandas' {layout!r} JSON layout that does not read: {_first_line(e)}; export it as CSV"
+        ) from e
+    frame.columns = [str(c) for c in frame.columns]
+    hours = pd.Series(frame.columns)
+    if len(hours) >= 12 and (hours.str.fullmatch(r"\d{1,2}").all() or hours.str.fullmatch(_TIME_OF_DAY).all()):
+        raise DataError(
+            f"{path}: holds a row per day and a column per hour of the day (one sensor's readings); write it as CSV "
+            "with an hour per row and a day per column, or as a timestamp column and a readings column"
+        )
+    if isinstance(frame.index, pd.DatetimeIndex):
+        return frame
+    index = pd.Series(frame.index.astype(str))
+    if index.str.fullmatch(r"1\d{12}").all():
+        frame.index = pd.to_datetime(index.astype(np.int64), unit="ms")
+        return frame
+    if index.tolist() == [str(i) for i in range(len(index))]:
+        return frame.reset_index(drop=True)
+    return frame.rename_axis("index").reset_index()
 
 
 def _is_records(value: Any) -> bool:
