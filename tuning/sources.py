@@ -476,6 +476,11 @@ _DATE_TEXT = r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
 """Text that holds a whole date: not a time of day alone (00:05 gives no day), nor a sensor id of 4 digits."""
 
 
+def _is_dates_header(header: pd.Series) -> bool:
+    """Whether column names are whole dates of this era: a matrix's time axis laid along its header."""
+    return bool(header.str.contains(_DATE_TEXT).all()) and _plausible_dates(header.head(_DATES_SAMPLE))
+
+
 def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     """One sensor's readings kept as a matrix, a time of day per row and a day per column, as one column.
 
@@ -491,7 +496,7 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     summaries = [c for c in columns[1:] if re.fullmatch(r"\s*(total|sum|average|mean|avg)\b.*", str(c), re.IGNORECASE)]
     days = [c for c in columns[1:] if c not in summaries]
     header = pd.Series(days, dtype=object).astype(str)
-    if len(days) < 2 or not header.str.contains(_DATE_TEXT).all() or not _plausible_dates(header.head(_DATES_SAMPLE)):
+    if len(days) < 2 or not _is_dates_header(header):
         return None
     rows = frame
     while len(rows) > 2 and not re.search(r"\d", str(rows.iloc[-1, 0])):  # a Total row below the hours
@@ -534,7 +539,7 @@ def _untransposed(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     if len(columns) < 3 or frame.empty:
         return frame
     header = pd.Series(columns[1:], dtype=object).astype(str)
-    if not header.str.contains(_DATE_TEXT).all() or not _plausible_dates(header.head(_DATES_SAMPLE)):
+    if not _is_dates_header(header):
         return frame
     # The first column names the sensors: not a date itself (a header of ids that all look
     # like dates, 1203-1,1203-2,...), nor the time of day of an hours x days matrix.
@@ -951,9 +956,13 @@ def _head_bytes(path: Path) -> bytes:
                 raise DataError(f"{path}: a .csv.zip must hold one file, it holds {len(names)}; unzip it and pass the CSV")
             with archive.open(names[0]) as member:
                 return member.read(_HEAD_BYTES)
-    opener = _CSV_COMPRESSED.get(suffix, open) if _file_type(path) in (".csv", ".json") else open
-    with opener(path, "rb") as f:
+    with _opener(path)(path, "rb") as f:
         return cast(bytes, f.read(_HEAD_BYTES))
+
+
+def _opener(path: Path) -> Callable[..., Any]:
+    """``open``, or the decompressor of a compressed text file (``.csv.gz``, ``.jsonl.xz``, ...)."""
+    return _CSV_COMPRESSED.get(path.suffix.lower(), open) if _file_type(path) in (".csv", ".json") else open
 
 
 def _text_encoding(path: Path) -> str:
@@ -984,8 +993,7 @@ def _open_text(path: Path, encoding: str = "utf-8-sig") -> IO[str]:
     """The file as text; of a ``.zip``, only its first megabyte (pandas reads the rest)."""
     if path.suffix.lower() == ".zip":
         return io.TextIOWrapper(io.BytesIO(_head_bytes(path)), encoding=encoding, errors="replace")
-    opener = _CSV_COMPRESSED.get(path.suffix.lower(), open) if _file_type(path) in (".csv", ".json") else open
-    return cast(IO[str], opener(path, "rt", encoding=encoding, errors="replace"))
+    return cast(IO[str], _opener(path)(path, "rt", encoding=encoding, errors="replace"))
 
 
 def _read_json(path: Path) -> pd.DataFrame:
@@ -1057,13 +1065,20 @@ def _pandas_json_layout(doc: Any) -> str | None:
     outer = pd.Series([str(k) for k in list(doc)[:_DATES_SAMPLE]])
     if _epoch_ms_or_dates(inner):
         return "columns"
-    rows = outer.tolist() == [str(i) for i in range(len(outer))]  # a plain row index, 0, 1, ...
-    return "index" if rows or _epoch_ms_or_dates(outer) else "columns"
+    return "index" if _row_numbers(outer) or _epoch_ms_or_dates(outer) else "columns"
+
+
+_EPOCH_MS = r"1\d{12}"
+"""Timestamps as ``to_json`` writes them by default: epoch milliseconds, 13 digits since 2001."""
 
 
 def _epoch_ms_or_dates(keys: pd.Series) -> bool:
-    """Keys as ``to_json`` writes timestamps: epoch milliseconds (13 digits since 2001) or dates."""
-    return bool(keys.str.fullmatch(r"1\d{12}").all()) or _plausible_dates(keys)
+    return bool(keys.str.fullmatch(_EPOCH_MS).all()) or _plausible_dates(keys)
+
+
+def _row_numbers(keys: pd.Series) -> bool:
+    """Whether the keys are a plain row index, 0, 1, ..., as text."""
+    return keys.tolist() == [str(i) for i in range(len(keys))]
 
 
 def _pandas_json_frame(text: str, layout: str, path: Path) -> pd.DataFrame:
@@ -1088,10 +1103,10 @@ def _pandas_json_frame(text: str, layout: str, path: Path) -> pd.DataFrame:
     if isinstance(frame.index, pd.DatetimeIndex):
         return frame
     index = pd.Series(frame.index.astype(str))
-    if index.str.fullmatch(r"1\d{12}").all():
+    if index.str.fullmatch(_EPOCH_MS).all():
         frame.index = pd.to_datetime(index.astype(np.int64), unit="ms")
         return frame
-    if index.tolist() == [str(i) for i in range(len(index))]:
+    if _row_numbers(index):
         return frame.reset_index(drop=True)
     return frame.rename_axis("index").reset_index()
 
