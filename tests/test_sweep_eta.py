@@ -78,3 +78,24 @@ def test_a_short_sweep_needs_no_advice_and_a_time_budget_is_named_when_it_ends_s
 def test_a_resumed_sweep_counts_the_trials_it_has_left() -> None:
     line = estimate_line(10.0, _settings(), concurrent=4, trials_done=10)
     assert "with 2 trials at once, the rest of the sweep (2 of 12 trials) may take up to about" in line
+
+
+@pytest.mark.parametrize(
+    ("resources", "cpus_per_trial", "gpus_per_trial", "expected"),
+    [
+        ({"CPU": 2.0}, 1, 0.0, 2),  # CPUs alone, as on this machine
+        ({"CPU": 16.0, "GPU": 1.0}, 2, 0.25, 4),  # four trials share the GPU, though the CPUs fit eight
+        ({"CPU": 16.0, "GPU": 1.0}, 1, 0.1, 10),  # 1 / 0.1 is 9.999... in floating point
+        ({"CPU": 4.0, "GPU": 8.0}, 2, 1.0, 2),  # the CPUs are the narrower limit
+        ({"CPU": 1.0}, 2, 0.0, 1),  # never fewer than one
+    ],
+)
+def test_trials_at_once_counts_gpus_as_well_as_cpus(
+    resources: dict[str, float], cpus_per_trial: int, gpus_per_trial: float, expected: int
+) -> None:
+    from tuning.search import trials_at_once
+
+    settings = SweepSettings.create(
+        load_space(find_space("default")), cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial
+    )
+    assert trials_at_once(resources, settings) == expected

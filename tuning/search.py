@@ -27,7 +27,7 @@ import re
 import shlex
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="GPUs per trial; a fraction below 1 (e.g. 0.25) lets that many trials share one GPU (default: %(default)s)",
     )
     p.add_argument(
-        "--max-concurrent", type=positive_int, default=None, metavar="N", help="trials at once (default: CPUs / cpus-per-trial)"
-    )
+        "--max-concurrent", type=positive_int, default=None, metavar="N",
+        help="trials at once (default: as many as the cluster fits: CPUs / cpus-per-trial, and GPUs / gpus-per-trial "
+             "when it is above 0)",
+    )  # fmt: skip
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the TPE sampler (default: %(default)s)")
     p.add_argument("--address", default=None, help="join an existing Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true",
@@ -180,6 +182,19 @@ def check_resources(settings: SweepSettings) -> None:
         raise UserError(
             f"--gpus-per-trial {settings.gpus_per_trial:g} is more than the {gpus:g} GPUs of the Ray cluster; lower it or use 0"
         )
+
+
+def trials_at_once(resources: Mapping[str, float], settings: SweepSettings) -> int:
+    """How many trials the cluster can run side by side: its CPUs and, for GPU trials, its GPUs.
+
+    Tune's cap on concurrent trials should match what can run: trials beyond it wait for
+    resources with configs TPE proposed before the running ones reported (and the sweep's
+    time estimate would divide by too many). The small epsilon keeps 1 GPU / 0.1 at 10.
+    """
+    fits = [resources.get("CPU", 1.0) / settings.cpus_per_trial]
+    if settings.gpus_per_trial > 0:
+        fits.append(resources.get("GPU", 0.0) / settings.gpus_per_trial)
+    return max(1, math.floor(min(fits) + 1e-9))
 
 
 def load_sweep_data(settings: SweepSettings, space: SearchSpace, given: SweepData | None = None) -> PreparedData:
@@ -251,8 +266,7 @@ def build_tuner(
 
     import ray
 
-    cpus = ray.cluster_resources().get("CPU", 1)
-    max_concurrent = settings.max_concurrent or max(1, int(cpus // settings.cpus_per_trial))
+    max_concurrent = settings.max_concurrent or trials_at_once(ray.cluster_resources(), settings)
     scheduler = PersistentASHA(
         state_path=exp.file(ASHA_FILE),
         time_attr="epoch",
