@@ -150,6 +150,9 @@ CASES = [
     Case("long-table-two-value-columns", "train", ("--data", "{long_csv}", *TRAIN_OUT),
          "a long table (a row per 'timestamp' and sensor 'station') needs one column of readings, but has several "
          "value columns ['flow', 'speed']"),  # fmt: skip
+    Case("report-days-without-year", "train", ("--data", "{no_year_report}", *TRAIN_OUT),
+         "a time of day per row and a day per column, but the days have no year (Mon 03/04 ... Tue 03/05): write the "
+         "year into the header"),  # fmt: skip
     Case("data-pattern-matches-nothing", "train", ("--data", "{missing}_day_*.csv", *TRAIN_OUT), "no file matches", new=False),
     Case("missing-data-file", "train", ("--data", "{missing}", *TRAIN_OUT), "data file not found", new=False),
     Case("data-is-a-directory", "train", ("--data", "{storage}", *TRAIN_OUT), "is a folder without data files", new=False),
@@ -192,6 +195,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     long = weather[["timestamp"]].merge(pd.DataFrame({"station": [400001, 400017]}), how="cross")
     long.assign(flow=120.0, speed=61.5).to_csv(root / "long.csv", index=False)  # read wide, 'station' was a sensor
     (root / "bad.npz").write_text("not a zip archive: someone renamed a text file")
+    hours = "".join(f"{h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))  # a count report: its days say no year
+    (root / "report.csv").write_text("Time,Mon 03/04,Tue 03/05\n" + hours)  # read wide: two "sensors", days of today
     os.mkfifo(root / "fifo.csv")
     spaces = root / "spaces"
     spaces.mkdir()
@@ -212,6 +217,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "weather_csv": str(root / "weather.csv"),
         "long_csv": str(root / "long.csv"),
         "not_zip_npz": str(root / "bad.npz"),
+        "no_year_report": str(root / "report.csv"),
         "fifo": str(root / "fifo.csv"),
         "missing": str(root / "nope"),
         "config_dir": str(configs),
@@ -276,7 +282,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (39, 15)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (40, 15)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

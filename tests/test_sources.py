@@ -1240,6 +1240,60 @@ def test_a_report_with_hours_0_to_23_a_total_row_and_days_in_reverse(tmp_path: P
     assert series.values[:, 0].tolist() == [100 * (2 - d) + h for d in range(3) for h in range(24)]
 
 
+@pytest.mark.parametrize(
+    ("hours", "first"),
+    [
+        ([str(h) for h in range(1, 25)], "1"),  # hour ending 01:00 ... 24:00, as US count reports number them
+        ([f"{h:02d}:00-{h + 1:02d}:00" for h in range(24)], "00:00-01:00"),  # intervals, labelled by their start
+        ([f"{h % 12 or 12}:00 {'AM' if h < 12 else 'PM'} - {(h + 1) % 12 or 12}:00 {'AM' if h < 11 or h == 23 else 'PM'}"
+          for h in range(24)], "12:00 AM - 1:00 AM"),  # a 12-hour clock
+    ],
+)  # fmt: skip
+def test_a_report_s_hours_ending_and_intervals_are_labelled_by_their_start(
+    tmp_path: Path, hours: list[str], first: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # before: 1-24 made 'Hour' a "sensor" beside the days, with no timestamps; intervals were refused
+    days = ["2024-03-04", "2024-03-05"]
+    rows = [f'"{h}",' + ",".join(str(100 * d + i) for d in range(2)) for i, h in enumerate(hours)]
+    (tmp_path / "r.csv").write_text("Hour," + ",".join(days) + "\n" + "\n".join(rows) + "\nTotal,1,2\n")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "r.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("readings",)
+    assert list(series.timestamps) == list(pd.date_range("2024-03-04", periods=48, freq="1h"))
+    assert series.values[:, 0].tolist() == [100 * d + i for d in range(2) for i in range(24)]
+    assert ("hours 1-24 in 'Hour' read as hours ending" in caplog.text) == (first == "1")
+
+
+def test_a_report_s_daily_traffic_column_is_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # ADT (average daily traffic) beside the days: before, the days were not seen as a report
+    days = ["Mon 03/04/2024", "Tue 03/05/2024"]
+    rows = [f"{h}," + ",".join(str(100 * d + h) for d in range(2)) + f",{100 + 2 * h}" for h in range(24)]
+    (tmp_path / "r.csv").write_text("Hour," + ",".join(days) + ",ADT\n" + "\n".join(rows) + "\nAM Peak,1,2,3\n")
+    with caplog.at_level(logging.INFO, logger="tuning.sources"):
+        series = load_series(tmp_path / "r.csv", zero_is_missing=False)
+    assert series.sensor_ids == ("readings",) and series.timestamps[24] == pd.Timestamp("2024-03-05")
+    assert series.values[:, 0].tolist() == [100 * d + h for d in range(2) for h in range(24)]
+    assert "['ADT'] left out" in caplog.text
+
+
+@pytest.mark.parametrize("header", [["Mon 03/04", "Tue 03/05"], ["04.03.", "05.03."]])
+def test_a_report_whose_days_have_no_year_is_refused_with_the_fix(tmp_path: Path, header: list[str]) -> None:
+    # before: each day became a "sensor" of 24 steps, at times of day dated today (or without timestamps), silently
+    rows = [f"{h:02d}:00," + ",".join(str(100 * d + h) for d in range(2)) for h in range(24)]
+    (tmp_path / "r.csv").write_text("Time," + ",".join(header) + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=rf"r.csv: a time of day per row and a day per column, but the days have no year "
+                       rf"\({re.escape(header[0])} ... {re.escape(header[1])}\): write the year into the header"):  # fmt: skip
+        load_series(tmp_path / "r.csv", zero_is_missing=False)
+
+
+def test_a_date_column_and_hours_1_to_24_are_one_timestamp(tmp_path: Path) -> None:
+    rows = [(f"2024-03-0{d + 4}", h, 50 + 24 * d + h) for d in range(2) for h in range(1, 25)]
+    pd.DataFrame(rows, columns=["Date", "Hour", "volume"]).to_csv(tmp_path / "v.csv", index=False)
+    series = load_series(tmp_path / "v.csv", zero_is_missing=False)
+    assert list(series.timestamps) == list(pd.date_range("2024-03-04", periods=48, freq="1h"))
+    assert series.values[:, 0].tolist() == [50 + 24 * d + h for d in range(2) for h in range(1, 25)]
+
+
 def test_a_day_of_readings_of_sensors_with_year_like_ids_stays_wide(tmp_path: Path) -> None:
     rows = "".join(f"{h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))
     (tmp_path / "lanes.csv").write_text("Time,2015-1,2015-2\n" + rows)  # station-lane ids, not days

@@ -66,6 +66,12 @@ _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024:
 # 08:15:00) anywhere after the date, or by its name when it holds whole numbers: hours (0-23),
 # minutes or seconds since midnight (UTD19's ``interval``), the seconds per unit given here.
 _TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
+# A time of day as count reports write it: 1:00 PM, 13:00, or an interval (00:00-01:00,
+# 7:00 AM - 8:00 AM) labelled by its start.
+_CLOCK_TEXT = (
+    r"\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::\d{2})?\s*(?P<half>[ap]\.?m\.?)?"
+    r"(?:\s*(?:-|\u2013|to)\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)?\s*"
+)
 _CLOCK_UNITS = {
     "hour": 3600, "hr": 3600, "hourofday": 3600, "minute": 60, "minuteofday": 60,
     "second": 1, "seconds": 1, "secondofday": 1, "interval": 1,
@@ -476,6 +482,13 @@ _DATE_TEXT = r"\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2}"
 """Text that holds a whole date: not a time of day alone (00:05 gives no day), nor a sensor id of 4 digits."""
 
 
+# Columns of a count report beside its days: sums and averages, and the daily figures of US
+# reports (ADT, AADT, AWDT: average daily, annual average daily, average weekday traffic).
+_SUMMARY_NAMES = r"\s*(total|sum|average|mean|avg|median|max|maximum|min|minimum|peak|daily|adt|aadt|awdt|awt)\b.*"
+# A day of a report's header without its year: 03/04, Mon 03/04, Mon. 4.3.
+_DAY_WITHOUT_YEAR = r"\s*([A-Za-z]{2,9}\.?,?\s+)?\d{1,2}[/.-]\d{1,2}\.?\s*"
+
+
 def _is_dates_header(header: pd.Series) -> bool:
     """Whether column names are whole dates of this era: a matrix's time axis laid along its header."""
     return bool(header.str.contains(_DATE_TEXT).all()) and _plausible_dates(header.head(_DATES_SAMPLE))
@@ -493,9 +506,14 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     columns = list(frame.columns)
     if len(columns) < 3:
         return None
-    summaries = [c for c in columns[1:] if re.fullmatch(r"\s*(total|sum|average|mean|avg)\b.*", str(c), re.IGNORECASE)]
+    summaries = [c for c in columns[1:] if re.fullmatch(_SUMMARY_NAMES, str(c), re.IGNORECASE)]
     days = [c for c in columns[1:] if c not in summaries]
     header = pd.Series(days, dtype=object).astype(str)
+    if len(days) >= 2 and header.str.fullmatch(_DAY_WITHOUT_YEAR).all() and _times_of_day(frame[columns[0]]) is not None:
+        raise DataError(
+            f"{label}: a time of day per row and a day per column, but the days have no year ({header.iloc[0]} ... "
+            f"{header.iloc[-1]}): write the year into the header ({header.iloc[0].strip()}/2024, say) and read it again"
+        )
     if len(days) < 2 or not _is_dates_header(header):
         return None
     rows = frame
@@ -505,7 +523,7 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
         return None
     first = rows[columns[0]].reset_index(drop=True)
     numbers = pd.to_numeric(first, errors="coerce")  # hours 0-23 were text beside a Total row
-    times = _times_of_day(numbers if numbers.notna().all() else first)
+    times = _times_of_day(numbers if numbers.notna().all() else first, label)
     dates = _dates_alone(header)
     if times is None or times.duplicated().any() or dates is None:
         return None
@@ -1404,15 +1422,24 @@ def select_sensors(
     return replace(series, values=np.ascontiguousarray(series.values[:, index]), sensor_ids=tuple(picked))
 
 
-def _times_of_day(column: pd.Series) -> pd.Series | None:
+def _times_of_day(column: pd.Series, label: str = "") -> pd.Series | None:
     """The column as "HH:MM[:SS]" text when it holds times of day (or whole hours, minutes or
     seconds since midnight under such a name), else None. The first rows are tried first:
-    most columns fail there."""
+    most columns fail there.
+
+    Count reports also write the hours 1-24 (the hour ending at 01:00 ... 24:00, as US
+    traffic monitoring does) and intervals such as ``00:00-01:00`` or ``1:00 PM``: both are
+    labelled here by the start of their interval, as every other step is.
+    """
     if pd.api.types.is_numeric_dtype(column.dtype):
         unit = _CLOCK_UNITS.get(_name_key(str(column.name)))
         if unit is None or column.isna().any():
             return None
         numbers = column.to_numpy(dtype=np.float64)
+        if unit == 3600 and len(numbers) and numbers.min() >= 1 and numbers.max() == 24 and (numbers % 1 == 0).all():
+            log.info("%s: hours 1-24 in %r read as hours ending at 01:00 ... 24:00, each labelled by its start", label,
+                     column.name)  # fmt: skip
+            numbers = numbers - 1
         if not ((numbers == np.round(numbers)) & (numbers >= 0) & (numbers * unit < 86_400)).all():
             return None
         if unit == 1 and numbers.max() < 3600:  # an "interval" 0-95 counts steps, not seconds: its step is unknown
@@ -1423,10 +1450,22 @@ def _times_of_day(column: pd.Series) -> pd.Series | None:
         )
     if not pd.api.types.is_object_dtype(column.dtype) and not pd.api.types.is_string_dtype(column.dtype):
         return None
-    if not column.head(50).astype(str).str.fullmatch(_TIME_OF_DAY).all():
+    head = column.head(50).astype(str)
+    if head.str.fullmatch(_TIME_OF_DAY).all():
+        text = column.astype(str)
+        return text.str.strip() if text.str.fullmatch(_TIME_OF_DAY).all() else None
+    if not head.str.fullmatch(_CLOCK_TEXT, case=False).all():
         return None
-    text = column.astype(str)
-    return text.str.strip() if text.str.fullmatch(_TIME_OF_DAY).all() else None
+    parts = column.astype(str).str.extract(f"^{_CLOCK_TEXT}$", flags=re.IGNORECASE)
+    if parts.isna().all(axis=1).any() or parts["hour"].isna().any():
+        return None
+    hours, minutes = parts["hour"].astype(int), parts["minute"].astype(int)
+    pm = parts["half"].fillna("").str.lower().str.startswith("p")
+    am_pm = parts["half"].notna()
+    if (am_pm & ~hours.between(1, 12)).any() or (hours > 23).any() or (minutes > 59).any():
+        return None
+    hours = hours.where(~am_pm, hours % 12 + 12 * pm)
+    return hours.map("{:02d}".format) + ":" + minutes.map("{:02d}".format)
 
 
 def _dates_alone(column: pd.Series) -> pd.Series | None:
