@@ -153,6 +153,8 @@ CASES = [
     Case("report-days-without-year", "train", ("--data", "{no_year_report}", *TRAIN_OUT),
          "a time of day per row and a day per column, but the days have no year (Mon 03/04 ... Tue 03/05): write the "
          "year into the header"),  # fmt: skip
+    Case("times-without-dates", "train", ("--data", "{times_csv}", *TRAIN_OUT),
+         "timestamp column 'Time' holds times of day without dates (00:00 ...); add the date"),  # fmt: skip
     Case("data-pattern-matches-nothing", "train", ("--data", "{missing}_day_*.csv", *TRAIN_OUT), "no file matches", new=False),
     Case("missing-data-file", "train", ("--data", "{missing}", *TRAIN_OUT), "data file not found", new=False),
     Case("data-is-a-directory", "train", ("--data", "{storage}", *TRAIN_OUT), "is a folder without data files", new=False),
@@ -197,6 +199,9 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (root / "bad.npz").write_text("not a zip archive: someone renamed a text file")
     hours = "".join(f"{h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))  # a count report: its days say no year
     (root / "report.csv").write_text("Time,Mon 03/04,Tue 03/05\n" + hours)  # read wide: two "sensors", days of today
+    (root / "times.csv").write_text(
+        "Time,S1\n" + "".join(f"{h:02d}:{m:02d},{h + m}\n" for h in range(24) for m in (0, 30))
+    )  # pandas dated the times today
     os.mkfifo(root / "fifo.csv")
     spaces = root / "spaces"
     spaces.mkdir()
@@ -218,6 +223,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "long_csv": str(root / "long.csv"),
         "not_zip_npz": str(root / "bad.npz"),
         "no_year_report": str(root / "report.csv"),
+        "times_csv": str(root / "times.csv"),
         "fifo": str(root / "fifo.csv"),
         "missing": str(root / "nope"),
         "config_dir": str(configs),
@@ -282,7 +288,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_the_table_counts() -> None:
     """The README's reliability section quotes these numbers."""
     assert len(CASES) == len({c.id for c in CASES})
-    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (40, 15)
+    assert (sum(c.new for c in CASES), sum(not c.new for c in CASES)) == (41, 15)
 
 
 # --- what used to fail and must now work ------------------------------------------------------

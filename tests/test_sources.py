@@ -1297,7 +1297,22 @@ def test_a_date_column_and_hours_1_to_24_are_one_timestamp(tmp_path: Path) -> No
 def test_a_day_of_readings_of_sensors_with_year_like_ids_stays_wide(tmp_path: Path) -> None:
     rows = "".join(f"{h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))
     (tmp_path / "lanes.csv").write_text("Time,2015-1,2015-2\n" + rows)  # station-lane ids, not days
-    assert load_series(tmp_path / "lanes.csv", zero_is_missing=False).sensor_ids == ("2015-1", "2015-2")
+    # not a report of two days: read wide, whose times of day lack a date (pandas dated them today)
+    with pytest.raises(DataError, match=r"lanes.csv: timestamp column 'Time' holds times of day without dates \(00:00 ...\)"):
+        load_series(tmp_path / "lanes.csv", zero_is_missing=False)
+    dated = "".join(f"2024-03-04 {h:02d}:00,{100 + h},{200 + h}\n" for h in range(24))
+    (tmp_path / "dated.csv").write_text("Time,2015-1,2015-2\n" + dated)
+    assert load_series(tmp_path / "dated.csv", zero_is_missing=False).sensor_ids == ("2015-1", "2015-2")
+
+
+def test_times_of_day_without_dates_are_refused(tmp_path: Path) -> None:
+    # a week of 5-minute readings whose date was in the file's name: before, pandas dated the
+    # times today and the file was refused as out of order; a single day was dated today
+    stamps = pd.date_range("2024-03-04", periods=3 * 288, freq="5min")
+    pd.DataFrame({"Time": stamps.strftime("%I:%M %p"), "D1": 1.0}).to_csv(tmp_path / "w.csv", index=False)
+    with pytest.raises(DataError, match=r"w.csv: timestamp column 'Time' holds times of day without dates \(12:00 AM ...\); "
+                       r"add the date, as a column of dates beside it"):  # fmt: skip
+        load_series(tmp_path / "w.csv")
 
 
 def test_sensor_ids_that_look_like_dates_stay_sensors(tmp_path: Path) -> None:

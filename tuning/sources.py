@@ -407,6 +407,13 @@ def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = Non
         log.info("%s: timestamp column %r holds Unix times in %s: read as UTC", label, column.name,
                  "seconds" if unit == "s" else "milliseconds")  # fmt: skip
         return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True)), False
+    text = column.dropna().astype(str)
+    if len(text) and text.str.fullmatch(_CLOCK_TEXT, case=False).all():
+        # pandas dates a bare time today: a week of them became one day, its days averaged together
+        raise DataError(
+            f"{label}: timestamp column {column.name!r} holds times of day without dates ({text.iloc[0].strip()} ...); "
+            "add the date, as a column of dates beside it (Date,Time are read as one timestamp) or in each cell"
+        )
     try:
         timestamps, chosen, notes = _to_datetimes(column, dayfirst)
     except (ValueError, TypeError, OverflowError) as e:
