@@ -409,6 +409,33 @@ def test_trials_larger_than_the_cluster_are_refused(
     assert not (tmp_path / "big").exists()
 
 
+def test_a_trial_given_no_gpu_sees_none(ray_cluster: str) -> None:
+    """Ray 2.60 leaves a GPU machine's CUDA_VISIBLE_DEVICES to a worker given no GPU; the trial hides it.
+
+    Without it, device "auto" put every trial of --gpus-per-trial 0 on the GPU, unknown to
+    Ray (seen on an H200: 8 trial processes on it). The task sees the variable a GPU
+    machine's worker inherits, as this machine has no GPU to give one.
+    """
+    import ray
+
+    from tuning.trainable import hide_gpus_unless_given
+
+    @ray.remote(num_cpus=1, num_gpus=0)
+    def visible_after() -> str | None:
+        before = os.environ.get("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+        try:
+            hide_gpus_unless_given()
+            return os.environ.get("CUDA_VISIBLE_DEVICES")
+        finally:
+            if before is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+    assert ray.get(visible_after.remote()) == ""
+
+
 # --- errored trials -------------------------------------------------------------------------------
 
 

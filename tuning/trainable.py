@@ -127,10 +127,24 @@ def make_trainable(data: PreparedData, settings: SweepSettings, space: SearchSpa
     return tune.with_parameters(train_trial, data=data, settings=settings, space=space)
 
 
+def hide_gpus_unless_given() -> None:
+    """A trial that Ray gave no GPU trains on the CPU, whatever GPUs the machine has.
+
+    Ray 2.60 no longer hides the GPUs from a worker given none (ray-project/ray#54868), so
+    device "auto" put every trial of ``--gpus-per-trial 0`` on a GPU machine's GPU, unknown to
+    Ray's accounting: 8 trials of its 16 CPUs shared one H200, where a smaller card runs out
+    of memory. Called before the trial touches CUDA (which reads the variable once, at its
+    start), as Ray's own ``RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO=1`` would do on a cluster set up so.
+    """
+    if not ray.get_gpu_ids():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
 def train_trial(config: dict[str, Any], data: PreparedData, settings: SweepSettings, space: SearchSpace) -> None:
     """Train one trial, reporting every epoch; a diverged trial reports and ends."""
     # One "Checkpoint successfully created" INFO line per epoch per trial drowns the status table.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    hide_gpus_unless_given()
     threads = _trial_cpus()
     # The one place a trial's config is built (tuning.trials); every checkpoint keeps it.
     cfg = trial_config(config, settings, space, num_threads=threads)
