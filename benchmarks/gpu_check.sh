@@ -6,7 +6,8 @@
 #      no per-batch copies, divergence on the GPU);
 #   3. the training step on the CPU and on the GPU side by side (benchmarks/bench_gpu.py);
 #   4. a short sweep with --gpus-per-trial 0.25 (four trials share the GPU), the GPU's
-#      processes and memory sampled every second meanwhile;
+#      processes and memory sampled every second meanwhile; then the same sweep with
+#      --gpus-per-trial 0, whose trials must leave the GPU alone;
 #   5. if time is left, tests/test_engine.py with CUDA as the default device.
 # Writes everything under $OUT (default ./gpu-check-out) and prints a short summary last.
 # Usage: bash benchmarks/gpu_check.sh
@@ -53,6 +54,18 @@ kill $smi_apps $smi_util 2>/dev/null
 most=$(grep -E '^[0-9]+,' "$OUT/gpu_apps.log" | cut -d, -f1 | sort -u | wc -l)
 summary "fractional-GPU sweep ($(elapsed) s): exit $status, ${sweep_s} s wall, $most distinct GPU processes seen"
 grep -E "best|val_mae" "$OUT/sweep.log" | tail -4 | tee -a "$OUT/summary.txt"
+grep -E "sweep: an epoch" "$OUT/sweep.log" | tee -a "$OUT/summary.txt"
+
+# The same sweep given no GPU: its trials must stay off the GPU (Ray 2.60 leaves them the
+# machine's CUDA_VISIBLE_DEVICES; the trainable hides it).
+nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader -l 1 >"$OUT/gpu_apps_cpu.log" 2>&1 &
+smi_apps=$!
+timeout 150 python3 -m tuning.search --num-samples 8 --max-epochs 3 --grace-period 1 --gpus-per-trial 0 \
+    --cpus-per-trial 2 --storage-path /tmp/gpu-sweeps --name cpu-only >"$OUT/sweep_cpu.log" 2>&1
+status=$?
+kill $smi_apps 2>/dev/null
+on_gpu=$(grep -E '^[0-9]+,' "$OUT/gpu_apps_cpu.log" | cut -d, -f1 | sort -u | wc -l)
+summary "sweep with --gpus-per-trial 0 ($(elapsed) s): exit $status, $on_gpu processes seen on the GPU (0 expected)"
 
 if [ "$(elapsed)" -lt 240 ]; then
     timeout $((300 - $(elapsed))) python3 -m pytest tests/test_engine.py -q -p no:cacheprovider >"$OUT/engine_tests_cuda.log" 2>&1
