@@ -599,7 +599,7 @@ def _write(path: Path, content: str | bytes) -> Path:
         ("data.csv", "", {}, r"data\.csv: is empty"),
         ("data.csv", "timestamp\n2024-01-01\n2024-01-02\n", {}, "no sensor columns"),
         ("data.csv", "a,b\n1,2\n", {}, r"has 1 row\(s\).*at least 2"),
-        ("data.csv", "a,b\n", {}, r"has 0 row\(s\)"),
+        ("data.csv", "a,b\n", {}, r"data\.csv: has a header \(a, b\) but no rows of readings"),
         ("data.csv", "t,a,weather\n2024-01-01,1,sun\n2024-01-02,2,rain\n", {}, r"non-numeric columns \['weather'\]"),
         ("data.csv", "a,b\n1,3\n2,x\n", {}, r"non-numeric columns \['b'\] \('x' in 'b', data row 2\).*drop or convert"),
         ("data.csv", "time,a\n2024-01-01,1\n2024-01-01,2\n", {}, r"has 1 distinct timestamp\(s\); at least 2"),
@@ -1247,6 +1247,8 @@ def test_a_report_with_hours_0_to_23_a_total_row_and_days_in_reverse(tmp_path: P
         ([f"{h:02d}:00-{h + 1:02d}:00" for h in range(24)], "00:00-01:00"),  # intervals, labelled by their start
         ([f"{h % 12 or 12}:00 {'AM' if h < 12 else 'PM'} - {(h + 1) % 12 or 12}:00 {'AM' if h < 11 or h == 23 else 'PM'}"
           for h in range(24)], "12:00 AM - 1:00 AM"),  # a 12-hour clock
+        ([f"{h % 12 or 12}:00 - {(h + 1) % 12 or 12}:00 {'AM' if h < 11 or h == 23 else 'PM'}" for h in range(24)],
+         "12:00 - 1:00 AM"),  # the half of the day named once, at the end: 11:00 - 12:00 PM starts at 11:00
     ],
 )  # fmt: skip
 def test_a_report_s_hours_ending_and_intervals_are_labelled_by_their_start(
@@ -1276,14 +1278,54 @@ def test_a_report_s_daily_traffic_column_is_left_out(tmp_path: Path, caplog: pyt
     assert "['ADT'] left out" in caplog.text
 
 
-@pytest.mark.parametrize("header", [["Mon 03/04", "Tue 03/05"], ["04.03.", "05.03."]])
-def test_a_report_whose_days_have_no_year_is_refused_with_the_fix(tmp_path: Path, header: list[str]) -> None:
+@pytest.mark.parametrize(("header", "footer"), [(["Mon 03/04", "Tue 03/05"], ""), (["04.03.", "05.03."], ""),
+                                                (["Mon 03/04", "Tue 03/05"], "Total,1,2\n")])  # fmt: skip
+def test_a_report_whose_days_have_no_year_is_refused_with_the_fix(tmp_path: Path, header: list[str], footer: str) -> None:
     # before: each day became a "sensor" of 24 steps, at times of day dated today (or without timestamps), silently
     rows = [f"{h:02d}:00," + ",".join(str(100 * d + h) for d in range(2)) for h in range(24)]
-    (tmp_path / "r.csv").write_text("Time," + ",".join(header) + "\n" + "\n".join(rows) + "\n")
+    (tmp_path / "r.csv").write_text("Time," + ",".join(header) + "\n" + "\n".join(rows) + "\n" + footer)
     with pytest.raises(DataError, match=rf"r.csv: a time of day per row and a day per column, but the days have no year "
                        rf"\({re.escape(header[0])} ... {re.escape(header[1])}\): write the year into the header"):  # fmt: skip
         load_series(tmp_path / "r.csv", zero_is_missing=False)
+
+
+def test_a_peak_period_report_takes_the_half_of_the_day_from_the_interval_s_end(tmp_path: Path) -> None:
+    # "4:00 - 4:15 PM", as peak-period counts are written: 16:00, not 04:00 (a review found it read as morning)
+    starts = pd.date_range("2024-03-04 16:00", periods=8, freq="15min")
+    rows = [f"{t:%-I:%M} - {t + pd.Timedelta('15min'):%-I:%M %p},{i},{100 + i}" for i, t in enumerate(starts)]
+    (tmp_path / "pm.csv").write_text("Time,2024-03-04,2024-03-05\n" + "\n".join(rows) + "\n")
+    series = load_series(tmp_path / "pm.csv", zero_is_missing=False)
+    assert series.timestamps[0] == pd.Timestamp("2024-03-04 16:00") and series.timestamps[7] == pd.Timestamp("2024-03-04 17:45")
+    assert series.values[:8, 0].tolist() == list(range(8))
+
+
+def test_seconds_of_a_12_hour_clock_are_kept(tmp_path: Path) -> None:
+    # 30-second readings at 12:00:30 PM: the seconds were dropped and each pair averaged into a minute
+    stamps = pd.date_range("2024-03-04 12:00", periods=40, freq="30s")
+    frame = pd.DataFrame({"Date": stamps.strftime("%m/%d/%Y"), "Time": stamps.strftime("%I:%M:%S %p"),
+                          "S1": np.arange(40.0)})  # fmt: skip
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    series = load_series(tmp_path / "s.csv", zero_is_missing=False)
+    assert list(series.timestamps) == list(stamps) and series.values[:, 0].tolist() == list(range(40))
+
+
+def test_detector_ids_shaped_like_days_without_a_year_stay_sensors(tmp_path: Path) -> None:
+    # lanes 1-1, 1-2, 2-1 are no run of days: the file reads wide, as before the days-without-a-year check
+    rows = "".join(f"{h},{10 + h},{20 + h},{30 + h}\n" for h in range(24))
+    (tmp_path / "lanes.csv").write_text("hour,1-1,1-2,2-1\n" + rows)
+    series = load_series(tmp_path / "lanes.csv", zero_is_missing=False, exclude_columns=["hour"], freq="1h",
+                         start="2024-03-04")  # fmt: skip
+    assert series.sensor_ids == ("1-1", "1-2", "2-1") and series.values[:, 2].tolist() == [30 + h for h in range(24)]
+
+
+def test_dates_without_a_year_and_a_header_without_rows_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "y.csv").write_text("time,S1\n" + "".join(f"03/04 {h:02d}:00,{h}\n" for h in range(24)))
+    with pytest.raises(DataError, match=r"y.csv: timestamp column 'time' holds dates of the year 1 \(03/04 00:00 ...\); "
+                       r"write each date with its year"):  # fmt: skip
+        load_series(tmp_path / "y.csv")  # before: 4 March of the year 1
+    (tmp_path / "h.csv").write_text("timestamp,S1,S2\n")
+    with pytest.raises(DataError, match=r"h.csv: has a header \(timestamp, S1, S2\) but no rows of readings"):
+        load_series(tmp_path / "h.csv")  # before: "cannot convert float NaN to integer"
 
 
 def test_a_date_column_and_hours_1_to_24_are_one_timestamp(tmp_path: Path) -> None:

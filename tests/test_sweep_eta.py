@@ -88,6 +88,8 @@ def test_a_resumed_sweep_counts_the_trials_it_has_left() -> None:
         ({"CPU": 16.0, "GPU": 1.0}, 1, 0.1, 10),  # 1 / 0.1 is 9.999... in floating point
         ({"CPU": 4.0, "GPU": 8.0}, 2, 1.0, 2),  # the CPUs are the narrower limit
         ({"CPU": 1.0}, 2, 0.0, 1),  # never fewer than one
+        ({"CPU": 64.0, "GPU": 2.0}, 1, 0.4, 4),  # a trial's 0.4 is never split across two GPUs: 2 per GPU
+        ({"CPU": 64.0, "GPU": 3.0}, 1, 0.4, 6),
     ],
 )
 def test_trials_at_once_counts_gpus_as_well_as_cpus(

@@ -189,12 +189,16 @@ def trials_at_once(resources: Mapping[str, float], settings: SweepSettings) -> i
 
     Tune's cap on concurrent trials should match what can run: trials beyond it wait for
     resources with configs TPE proposed before the running ones reported (and the sweep's
-    time estimate would divide by too many). The small epsilon keeps 1 GPU / 0.1 at 10.
+    time estimate would divide by too many). A fraction of a GPU is never split across two
+    GPUs: 2 GPUs at 0.4 each fit 4 trials, not 5. The small epsilon keeps 1 / 0.1 at 10.
     """
-    fits = [resources.get("CPU", 1.0) / settings.cpus_per_trial]
-    if settings.gpus_per_trial > 0:
-        fits.append(resources.get("GPU", 0.0) / settings.gpus_per_trial)
-    return max(1, math.floor(min(fits) + 1e-9))
+    fits = [resources.get("CPU", 1.0) // settings.cpus_per_trial]
+    gpus, share = resources.get("GPU", 0.0), settings.gpus_per_trial
+    if 0 < share < 1:
+        fits.append(math.floor(1 / share + 1e-9) * math.floor(gpus + 1e-9))
+    elif share >= 1:
+        fits.append(math.floor(gpus / share + 1e-9))
+    return max(1, int(min(fits)))
 
 
 def load_sweep_data(settings: SweepSettings, space: SearchSpace, given: SweepData | None = None) -> PreparedData:

@@ -66,11 +66,11 @@ _NUMERIC_DATE = r"\s*\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"  # 03.04.2024, 03/04/2024:
 # 08:15:00) anywhere after the date, or by its name when it holds whole numbers: hours (0-23),
 # minutes or seconds since midnight (UTD19's ``interval``), the seconds per unit given here.
 _TIME_OF_DAY = r"\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*"
-# A time of day as count reports write it: 1:00 PM, 13:00, or an interval (00:00-01:00,
-# 7:00 AM - 8:00 AM) labelled by its start.
+# A time of day as count reports write it: 1:00 PM, 13:00, 12:00:30 PM, or an interval
+# (00:00-01:00, 7:00 AM - 8:00 AM, 4:00 - 4:15 PM) labelled by its start.
 _CLOCK_TEXT = (
-    r"\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::\d{2})?\s*(?P<half>[ap]\.?m\.?)?"
-    r"(?:\s*(?:-|\u2013|to)\s*\d{1,2}:\d{2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)?\s*"
+    r"\s*(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?\s*(?P<half>[ap]\.?m\.?)?"
+    r"(?:\s*(?:-|\u2013|\u2014|to)\s*(?P<end_hour>\d{1,2}):(?P<end_minute>\d{2})(?::\d{2})?\s*(?P<end_half>[ap]\.?m\.?)?)?\s*"
 )
 _CLOCK_UNITS = {
     "hour": 3600, "hr": 3600, "hourofday": 3600, "minute": 60, "minuteofday": 60,
@@ -421,6 +421,12 @@ def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = Non
             f"{label}: timestamp column {column.name!r} holds values that are not dates: "
             f"{_first_line(e)}; fix those cells or use one consistent date format"
         ) from e
+    valid = timestamps[~timestamps.isna()]
+    if len(valid) and valid.year.min() < 1900:  # 03/04 08:00 is 4 March of the year 1 to pandas
+        raise DataError(
+            f"{label}: timestamp column {column.name!r} holds dates of the year {valid.year.min()} "
+            f"({text.iloc[0].strip()} ...); write each date with its year (2024-03-04 08:00)"
+        )
     for note in notes:
         log.info("%s: timestamp column %r: %s", label, column.name, note)
     return timestamps, chosen
@@ -496,6 +502,24 @@ _SUMMARY_NAMES = r"\s*(total|sum|average|mean|avg|median|max|maximum|min|minimum
 _DAY_WITHOUT_YEAR = r"\s*([A-Za-z]{2,9}\.?,?\s+)?\d{1,2}[/.-]\d{1,2}\.?\s*"
 
 
+def _consecutive_days(header: pd.Series) -> bool:
+    """Whether days written without a year (03/04, Mon 03/04) follow each other, month or day first.
+
+    A report's days do (a week apart at most, across a new year too); ids that share their
+    form (lanes 1-1, 1-2, 2-1; mileposts 12.3, 13.1) do not.
+    """
+    pairs = header.str.extract(r"(\d{1,2})[/.-](\d{1,2})").astype(int).to_numpy()
+    for month, day in ((pairs[:, 0], pairs[:, 1]), (pairs[:, 1], pairs[:, 0])):
+        try:
+            stamps = pd.to_datetime({"year": 2000, "month": month, "day": day})  # a leap year: 29 February reads
+        except (ValueError, OverflowError):
+            continue
+        gaps = np.diff(stamps.to_numpy()).astype("timedelta64[D]").astype(int) % 366
+        if len(gaps) and ((gaps >= 1) & (gaps <= 7)).all():
+            return True
+    return False
+
+
 def _is_dates_header(header: pd.Series) -> bool:
     """Whether column names are whole dates of this era: a matrix's time axis laid along its header."""
     return bool(header.str.contains(_DATE_TEXT).all()) and _plausible_dates(header.head(_DATES_SAMPLE))
@@ -516,12 +540,10 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     summaries = [c for c in columns[1:] if re.fullmatch(_SUMMARY_NAMES, str(c), re.IGNORECASE)]
     days = [c for c in columns[1:] if c not in summaries]
     header = pd.Series(days, dtype=object).astype(str)
-    if len(days) >= 2 and header.str.fullmatch(_DAY_WITHOUT_YEAR).all() and _times_of_day(frame[columns[0]]) is not None:
-        raise DataError(
-            f"{label}: a time of day per row and a day per column, but the days have no year ({header.iloc[0]} ... "
-            f"{header.iloc[-1]}): write the year into the header ({header.iloc[0].strip()}/2024, say) and read it again"
-        )
-    if len(days) < 2 or not _is_dates_header(header):
+    if len(days) < 2:
+        return None
+    no_year = bool(header.str.fullmatch(_DAY_WITHOUT_YEAR).all())
+    if not no_year and not _is_dates_header(header):
         return None
     rows = frame
     while len(rows) > 2 and not re.search(r"\d", str(rows.iloc[-1, 0])):  # a Total row below the hours
@@ -530,10 +552,22 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
         return None
     first = rows[columns[0]].reset_index(drop=True)
     numbers = pd.to_numeric(first, errors="coerce")  # hours 0-23 were text beside a Total row
-    times = _times_of_day(numbers if numbers.notna().all() else first, label)
-    dates = _dates_alone(header)
-    if times is None or times.duplicated().any() or dates is None:
+    hours = numbers if numbers.notna().all() else first
+    times = _times_of_day(hours)
+    if times is None:
         return None
+    if no_year:
+        if not _consecutive_days(header):  # station-lane ids (1-1, 1-2, 2-1) or mileposts (12.3, 13.1)
+            return None
+        raise DataError(
+            f"{label}: a time of day per row and a day per column, but the days have no year ({header.iloc[0]} ... "
+            f"{header.iloc[-1]}): write the year into the header ({header.iloc[0].strip()}/2024, say) and read it again"
+        )
+    dates = _dates_alone(header)
+    if times.duplicated().any() or dates is None:
+        return None
+    if _hours_ending(hours):
+        _say_hours_ending(label, columns[0])
     try:
         order = np.argsort(_to_datetimes(dates)[0].asi8, kind="stable")
     except (ValueError, TypeError, OverflowError):
@@ -1429,24 +1463,32 @@ def select_sensors(
     return replace(series, values=np.ascontiguousarray(series.values[:, index]), sensor_ids=tuple(picked))
 
 
-def _times_of_day(column: pd.Series, label: str = "") -> pd.Series | None:
+def _hours_ending(column: pd.Series) -> bool:
+    """Whether an hour column counts 1-24: the hour ending at 01:00 ... 24:00, as US count reports number them."""
+    if not pd.api.types.is_numeric_dtype(column.dtype) or _CLOCK_UNITS.get(_name_key(str(column.name))) != 3600:
+        return False
+    numbers = column.to_numpy(dtype=np.float64)
+    return bool(len(numbers)) and numbers.min() >= 1 and numbers.max() == 24 and bool((numbers % 1 == 0).all())
+
+
+def _say_hours_ending(label: str, column: object) -> None:
+    log.info("%s: hours 1-24 in %r read as hours ending at 01:00 ... 24:00, each labelled by its start", label, column)
+
+
+def _times_of_day(column: pd.Series) -> pd.Series | None:
     """The column as "HH:MM[:SS]" text when it holds times of day (or whole hours, minutes or
     seconds since midnight under such a name), else None. The first rows are tried first:
     most columns fail there.
 
-    Count reports also write the hours 1-24 (the hour ending at 01:00 ... 24:00, as US
-    traffic monitoring does) and intervals such as ``00:00-01:00`` or ``1:00 PM``: both are
-    labelled here by the start of their interval, as every other step is.
+    Count reports also write the hours 1-24 (:func:`_hours_ending`), a 12-hour clock and
+    intervals such as ``00:00-01:00`` or ``4:00 - 4:15 PM``: each is labelled here by the
+    start of its interval, as every other step is.
     """
     if pd.api.types.is_numeric_dtype(column.dtype):
         unit = _CLOCK_UNITS.get(_name_key(str(column.name)))
         if unit is None or column.isna().any():
             return None
-        numbers = column.to_numpy(dtype=np.float64)
-        if unit == 3600 and len(numbers) and numbers.min() >= 1 and numbers.max() == 24 and (numbers % 1 == 0).all():
-            log.info("%s: hours 1-24 in %r read as hours ending at 01:00 ... 24:00, each labelled by its start", label,
-                     column.name)  # fmt: skip
-            numbers = numbers - 1
+        numbers = column.to_numpy(dtype=np.float64) - (1 if _hours_ending(column) else 0)
         if not ((numbers == np.round(numbers)) & (numbers >= 0) & (numbers * unit < 86_400)).all():
             return None
         if unit == 1 and numbers.max() < 3600:  # an "interval" 0-95 counts steps, not seconds: its step is unknown
@@ -1464,15 +1506,39 @@ def _times_of_day(column: pd.Series, label: str = "") -> pd.Series | None:
     if not head.str.fullmatch(_CLOCK_TEXT, case=False).all():
         return None
     parts = column.astype(str).str.extract(f"^{_CLOCK_TEXT}$", flags=re.IGNORECASE)
-    if parts.isna().all(axis=1).any() or parts["hour"].isna().any():
+    if parts["hour"].isna().any():
         return None
-    hours, minutes = parts["hour"].astype(int), parts["minute"].astype(int)
-    pm = parts["half"].fillna("").str.lower().str.startswith("p")
-    am_pm = parts["half"].notna()
-    if (am_pm & ~hours.between(1, 12)).any() or (hours > 23).any() or (minutes > 59).any():
+    start = _clock_minutes(parts["hour"], parts["minute"], parts["half"])
+    end = _clock_minutes(parts["end_hour"].fillna(parts["hour"]), parts["end_minute"].fillna(parts["minute"]),
+                         parts["end_half"], end=True)  # fmt: skip
+    if start is None or end is None:
         return None
-    hours = hours.where(~am_pm, hours % 12 + 12 * pm)
-    return hours.map("{:02d}".format) + ":" + minutes.map("{:02d}".format)
+    # "4:00 - 4:15 PM": the start takes the end's half of the day, the other half where
+    # it would come after the end (11:00 - 12:00 PM starts at 11:00, 12:00 - 1:00 AM at 00:00)
+    borrow = parts["half"].isna() & parts["end_half"].notna()
+    if borrow.any():
+        half_day = 12 * 60
+        same = start % half_day + end // half_day * half_day
+        other = (same + half_day) % (2 * half_day)
+        start = start.where(~borrow, same.where(same <= end, other))
+    seconds = parts["second"].fillna("0").astype(int)
+    if (seconds > 59).any():
+        return None
+    return (start // 60).map("{:02d}".format) + ":" + (start % 60).map("{:02d}".format) + ":" + seconds.map("{:02d}".format)
+
+
+def _clock_minutes(hours: pd.Series, minutes: pd.Series, halves: pd.Series, *, end: bool = False) -> pd.Series | None:
+    """Minutes since midnight of clock readings (a 24-hour clock where ``halves`` is empty), or None if any is no time.
+
+    An interval's ``end`` may be 24:00.
+    """
+    hours, minutes = hours.astype(int), minutes.astype(int)
+    pm = halves.fillna("").str.lower().str.startswith("p")
+    twelve = halves.notna()
+    midnight = (hours == 24) & (minutes == 0) & ~twelve if end else False
+    if (twelve & ~hours.between(1, 12)).any() or ((hours > 23) & ~midnight).any() or (minutes > 59).any():
+        return None
+    return hours.where(~twelve, hours % 12 + 12 * pm) * 60 + minutes
 
 
 def _dates_alone(column: pd.Series) -> pd.Series | None:
@@ -1503,6 +1569,8 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
                 continue
             joined = frame.drop(columns=time_column)
             joined[date_column] = text + " " + times
+            if _hours_ending(frame[time_column]):
+                _say_hours_ending(label, time_column)
             if date_column.lower() not in _TIMESTAMP_NAMES and not any(c.lower() in _TIMESTAMP_NAMES for c in joined.columns):
                 joined = joined.rename(columns={date_column: "timestamp"})  # found as the timestamp wherever it stands
             log.info("%s: columns %r and %r read as one timestamp", label, date_column, time_column)
@@ -1530,6 +1598,9 @@ def _frame_to_series(
     """
     columns_in = [str(c).strip() for c in frame.columns]
     _reject_duplicates(columns_in, label)
+    if frame.empty and len(columns_in):
+        raise DataError(f"{label}: has a header ({', '.join(columns_in[:4])}{' ...' if len(columns_in) > 4 else ''}) "
+                        "but no rows of readings; check the export finished")  # fmt: skip
     frame = frame.set_axis(columns_in, axis=1)
     if not isinstance(frame.index, pd.DatetimeIndex):
         days = _days_as_columns(frame, label)
