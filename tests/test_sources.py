@@ -1279,7 +1279,9 @@ def test_a_report_s_daily_traffic_column_is_left_out(tmp_path: Path, caplog: pyt
 
 
 @pytest.mark.parametrize(("header", "footer"), [(["Mon 03/04", "Tue 03/05"], ""), (["04.03.", "05.03."], ""),
-                                                (["Mon 03/04", "Tue 03/05"], "Total,1,2\n")])  # fmt: skip
+                                                (["Mon 03/04", "Tue 03/05"], "Total,1,2\n"),
+                                                (["Tue 03/05", "Mon 03/04"], ""),  # newest first
+                                                (["3/1", "3/16"], "")])  # fmt: skip
 def test_a_report_whose_days_have_no_year_is_refused_with_the_fix(tmp_path: Path, header: list[str], footer: str) -> None:
     # before: each day became a "sensor" of 24 steps, at times of day dated today (or without timestamps), silently
     rows = [f"{h:02d}:00," + ",".join(str(100 * d + h) for d in range(2)) for h in range(24)]
@@ -1309,23 +1311,36 @@ def test_seconds_of_a_12_hour_clock_are_kept(tmp_path: Path) -> None:
     assert list(series.timestamps) == list(stamps) and series.values[:, 0].tolist() == list(range(40))
 
 
-def test_detector_ids_shaped_like_days_without_a_year_stay_sensors(tmp_path: Path) -> None:
-    # lanes 1-1, 1-2, 2-1 are no run of days: the file reads wide, as before the days-without-a-year check
+@pytest.mark.parametrize("lanes", [["1-1", "1-2", "2-1"], ["1-1", "1-2", "1-3"]])
+def test_detector_ids_shaped_like_days_without_a_year_stay_sensors(tmp_path: Path, lanes: list[str]) -> None:
+    # station-lane ids, in a run or not: the file reads wide, as before the days-without-a-year check
     rows = "".join(f"{h},{10 + h},{20 + h},{30 + h}\n" for h in range(24))
-    (tmp_path / "lanes.csv").write_text("hour,1-1,1-2,2-1\n" + rows)
+    (tmp_path / "lanes.csv").write_text("hour," + ",".join(lanes) + "\n" + rows)
     series = load_series(tmp_path / "lanes.csv", zero_is_missing=False, exclude_columns=["hour"], freq="1h",
                          start="2024-03-04")  # fmt: skip
-    assert series.sensor_ids == ("1-1", "1-2", "2-1") and series.values[:, 2].tolist() == [30 + h for h in range(24)]
+    assert series.sensor_ids == tuple(lanes) and series.values[:, 2].tolist() == [30 + h for h in range(24)]
 
 
 def test_dates_without_a_year_and_a_header_without_rows_are_refused(tmp_path: Path) -> None:
     (tmp_path / "y.csv").write_text("time,S1\n" + "".join(f"03/04 {h:02d}:00,{h}\n" for h in range(24)))
-    with pytest.raises(DataError, match=r"y.csv: timestamp column 'time' holds dates of the year 1 \(03/04 00:00 ...\); "
+    with pytest.raises(DataError, match=r"y.csv: timestamp column 'time' holds dates without a year \(03/04 00:00 ...\); "
                        r"write each date with its year"):  # fmt: skip
         load_series(tmp_path / "y.csv")  # before: 4 March of the year 1
+    (tmp_path / "d0.csv").write_text("timestamp,S1\n" + "".join(f"1899-12-30 {h:02d}:00,{h}\n" for h in range(24)))
+    with pytest.raises(DataError, match=r"d0.csv: timestamp column 'timestamp' holds times on a spreadsheet's day 0 "
+                       r"\(1899-12-30 00:00 ...\), not dates"):  # fmt: skip
+        load_series(tmp_path / "d0.csv")  # times of day alone, as a database export writes them
     (tmp_path / "h.csv").write_text("timestamp,S1,S2\n")
     with pytest.raises(DataError, match=r"h.csv: has a header \(timestamp, S1, S2\) but no rows of readings"):
         load_series(tmp_path / "h.csv")  # before: "cannot convert float NaN to integer"
+
+
+def test_a_report_s_blank_time_is_named_as_such(tmp_path: Path) -> None:
+    # its dates are in the header: "add the date" would be the wrong advice
+    rows = [("" if h == 5 else f"{h % 12 or 12}:00 {'AM' if h < 12 else 'PM'}") + f",{h},{h}" for h in range(24)]
+    (tmp_path / "r.csv").write_text("Time,2024-03-04,2024-03-05\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"r.csv: data row 6 has no timestamp"):
+        load_series(tmp_path / "r.csv")
 
 
 def test_a_date_column_and_hours_1_to_24_are_one_timestamp(tmp_path: Path) -> None:

@@ -408,7 +408,8 @@ def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = Non
                  "seconds" if unit == "s" else "milliseconds")  # fmt: skip
         return pd.DatetimeIndex(pd.to_datetime(column, unit=unit, utc=True)), False
     text = column.dropna().astype(str)
-    if len(text) and text.str.fullmatch(_CLOCK_TEXT, case=False).all():
+    # (a missing cell is named first: a report's times beside a blank one are a report's)
+    if len(text) == len(column) and len(text) and text.str.fullmatch(_CLOCK_TEXT, case=False).all():
         # pandas dates a bare time today: a week of them became one day, its days averaged together
         raise DataError(
             f"{label}: timestamp column {column.name!r} holds times of day without dates ({text.iloc[0].strip()} ...); "
@@ -422,10 +423,15 @@ def _parse_timestamps(column: pd.Series, label: str, dayfirst: bool | None = Non
             f"{_first_line(e)}; fix those cells or use one consistent date format"
         ) from e
     valid = timestamps[~timestamps.isna()]
-    if len(valid) and valid.year.min() < 1900:  # 03/04 08:00 is 4 March of the year 1 to pandas
+    if len(valid) and valid.year.min() <= 1900:
+        first = text.iloc[0].strip()
+        if valid.year.min() < 1899:  # 03/04 08:00 is 4 March of the year 1 to pandas
+            raise DataError(f"{label}: timestamp column {column.name!r} holds dates without a year ({first} ...); "
+                            "write each date with its year (2024-03-04 08:00)")  # fmt: skip
+        # Times of day that a spreadsheet or database stored without a date: its day 0
         raise DataError(
-            f"{label}: timestamp column {column.name!r} holds dates of the year {valid.year.min()} "
-            f"({text.iloc[0].strip()} ...); write each date with its year (2024-03-04 08:00)"
+            f"{label}: timestamp column {column.name!r} holds times on a spreadsheet's day 0 ({first} ...), not "
+            "dates: the cells held times of day alone; export the date with each time"
         )
     for note in notes:
         log.info("%s: timestamp column %r: %s", label, column.name, note)
@@ -503,20 +509,28 @@ _DAY_WITHOUT_YEAR = r"\s*([A-Za-z]{2,9}\.?,?\s+)?\d{1,2}[/.-]\d{1,2}\.?\s*"
 
 
 def _consecutive_days(header: pd.Series) -> bool:
-    """Whether days written without a year (03/04, Mon 03/04) follow each other, month or day first.
+    """Whether a header's cells are days written without a year (03/04, Mon 03/04), not ids of that form.
 
-    A report's days do (a week apart at most, across a new year too); ids that share their
-    form (lanes 1-1, 1-2, 2-1; mileposts 12.3, 13.1) do not.
+    Named with their weekday, they are. Else a report's days follow each other, month or
+    day first, oldest or newest first, across a new year too (a week apart at most; a month
+    with slashes, 3/1 ... 3/31 with a week missing), where ids of that form (mileposts 12.3,
+    13.1) do not; with a hyphen (1-1, 1-2) they are lanes.
     """
-    pairs = header.str.extract(r"(\d{1,2})[/.-](\d{1,2})").astype(int).to_numpy()
+    if header.str.match(r"\s*[A-Za-z]{2,9}\.?,?\s").all():  # each with its weekday: days, whatever their order
+        return True
+    if header.str.contains("-").any():  # 1-1, 1-2: lanes of stations far more often than days
+        return False
+    pairs = header.str.extract(r"(\d{1,2})[/.](\d{1,2})").astype(int).to_numpy()
+    most = 31 if header.str.contains("/").all() else 7  # 3/1 ... 3/31 with a week missing; mileposts 12.3, 13.1 are not
     for month, day in ((pairs[:, 0], pairs[:, 1]), (pairs[:, 1], pairs[:, 0])):
         try:
             stamps = pd.to_datetime({"year": 2000, "month": month, "day": day})  # a leap year: 29 February reads
         except (ValueError, OverflowError):
             continue
-        gaps = np.diff(stamps.to_numpy()).astype("timedelta64[D]").astype(int) % 366
-        if len(gaps) and ((gaps >= 1) & (gaps <= 7)).all():
-            return True
+        steps = np.diff(stamps.to_numpy()).astype("timedelta64[D]").astype(int)
+        for gaps in (steps % 366, -steps % 366):  # oldest or newest first, across a new year too
+            if len(gaps) and ((gaps >= 1) & (gaps <= most)).all():
+                return True
     return False
 
 
