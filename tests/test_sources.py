@@ -1339,8 +1339,26 @@ def test_a_report_s_blank_time_is_named_as_such(tmp_path: Path) -> None:
     # its dates are in the header: "add the date" would be the wrong advice
     rows = [("" if h == 5 else f"{h % 12 or 12}:00 {'AM' if h < 12 else 'PM'}") + f",{h},{h}" for h in range(24)]
     (tmp_path / "r.csv").write_text("Time,2024-03-04,2024-03-05\n" + "\n".join(rows) + "\n")
-    with pytest.raises(DataError, match=r"r.csv: data row 6 has no timestamp"):
+    with pytest.raises(DataError, match=r"r.csv: a time of day per row and a day per column, but column 'Time' is "
+                       r"blank in data row 6; every row needs its time"):  # fmt: skip
         load_series(tmp_path / "r.csv")
+    rows = [("" if h == 5 else str(h)) + f",{h},{h}" for h in range(24)]  # whole hours: before, 'Hour' was a sensor
+    (tmp_path / "h.csv").write_text("Hour,2024-03-04,2024-03-05\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"h.csv: .* column 'Hour' is blank in data row 6"):
+        load_series(tmp_path / "h.csv")
+
+
+@pytest.mark.parametrize("has_blank", [True, False])
+def test_a_blank_hour_beside_dates_is_named(tmp_path: Path, has_blank: bool) -> None:
+    # before: read as a long table, 'Volume' the sensor ids and 'Hour' the readings, without an error
+    rows = [f"2024-03-0{4 + d},{'' if has_blank and (d, h) == (1, 6) else h},{10 * d + h}" for d in range(2) for h in range(24)]
+    (tmp_path / "v.csv").write_text("Date,Hour,Volume\n" + "\n".join(rows) + "\n")
+    if not has_blank:  # the same file whole reads as 48 hourly steps
+        assert load_series(tmp_path / "v.csv", zero_is_missing=False).num_steps == 48
+        return
+    with pytest.raises(DataError, match=r"v.csv: column 'Hour', the time of day of the dates in 'Date', is blank in "
+                       r"data row 31; every row needs one"):  # fmt: skip
+        load_series(tmp_path / "v.csv")
 
 
 def test_a_date_column_and_hours_1_to_24_are_one_timestamp(tmp_path: Path) -> None:

@@ -569,6 +569,11 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     hours = numbers if numbers.notna().all() else first
     times = _times_of_day(hours)
     if times is None:
+        filled = numbers.dropna() if numbers.notna().sum() == first.notna().sum() else first.dropna()
+        if first.isna().any() and len(filled) and _times_of_day(filled) is not None:  # a report's hour left blank
+            row = int(np.flatnonzero(first.isna().to_numpy())[0]) + 1
+            raise DataError(f"{label}: a time of day per row and a day per column, but column {columns[0]!r} is blank "
+                            f"in data row {row}; every row needs its time, fill or drop it")  # fmt: skip
         return None
     if no_year:
         if not _consecutive_days(header):  # station-lane ids (1-1, 1-2, 2-1) or mileposts (12.3, 13.1)
@@ -1574,13 +1579,21 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     columns = list(frame.columns)
     named = [c for c in columns if _name_key(c) in _DATE_NAMES or c.lower() in _TIMESTAMP_NAMES]
     for i, time_column in enumerate(columns):
-        times = _times_of_day(frame[time_column])
-        if times is None:
+        column = frame[time_column]
+        times = _times_of_day(column)
+        # times of day but for blank cells: named, where the rest were read as a long table or sensors
+        blank = times is None and column.isna().any() and column.notna().any() and _times_of_day(column.dropna()) is not None
+        if times is None and not blank:
             continue
         for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
             text = None if date_column == time_column else _dates_alone(frame[date_column])
             if text is None:
                 continue
+            if blank:
+                row = int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
+                raise DataError(f"{label}: column {time_column!r}, the time of day of the dates in {date_column!r}, is "
+                                f"blank in data row {row}; every row needs one, fill or drop it")  # fmt: skip
+            assert times is not None
             joined = frame.drop(columns=time_column)
             joined[date_column] = text + " " + times
             if _hours_ending(frame[time_column]):
