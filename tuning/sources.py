@@ -569,9 +569,8 @@ def _days_as_columns(frame: pd.DataFrame, label: str) -> pd.DataFrame | None:
     hours = numbers if numbers.notna().all() else first
     times = _times_of_day(hours)
     if times is None:
-        filled = numbers.dropna() if numbers.notna().sum() == first.notna().sum() else first.dropna()
-        if first.isna().any() and len(filled) and _times_of_day(filled) is not None:  # a report's hour left blank
-            row = int(np.flatnonzero(first.isna().to_numpy())[0]) + 1
+        row = _blank_time_row(first)  # a report's hour left blank
+        if row is not None:
             raise DataError(f"{label}: a time of day per row and a day per column, but column {columns[0]!r} is blank "
                             f"in data row {row}; every row needs its time, fill or drop it")  # fmt: skip
         return None
@@ -1546,6 +1545,17 @@ def _times_of_day(column: pd.Series) -> pd.Series | None:
     return (start // 60).map("{:02d}".format) + ":" + (start % 60).map("{:02d}".format) + ":" + seconds.map("{:02d}".format)
 
 
+def _blank_time_row(column: pd.Series) -> int | None:
+    """The first blank row (from 1) of a column that holds times of day but for its blank cells, else None."""
+    cells = column.dropna()
+    if cells.empty or len(cells) == len(column):
+        return None
+    numbers = pd.to_numeric(cells, errors="coerce")  # hours beside a Total row are text
+    if _times_of_day(numbers if numbers.notna().all() else cells) is None:
+        return None
+    return int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
+
+
 def _clock_minutes(hours: pd.Series, minutes: pd.Series, halves: pd.Series, *, end: bool = False) -> pd.Series | None:
     """Minutes since midnight of clock readings (a 24-hour clock where ``halves`` is empty), or None if any is no time.
 
@@ -1582,17 +1592,16 @@ def _join_date_and_time(frame: pd.DataFrame, label: str) -> pd.DataFrame:
         column = frame[time_column]
         times = _times_of_day(column)
         # times of day but for blank cells: named, where the rest were read as a long table or sensors
-        blank = times is None and column.isna().any() and column.notna().any() and _times_of_day(column.dropna()) is not None
-        if times is None and not blank:
+        blank = _blank_time_row(column) if times is None else None
+        if times is None and blank is None:
             continue
         for date_column in dict.fromkeys([*columns[:i][-1:], *named]):
             text = None if date_column == time_column else _dates_alone(frame[date_column])
             if text is None:
                 continue
-            if blank:
-                row = int(np.flatnonzero(column.isna().to_numpy())[0]) + 1
+            if blank is not None:
                 raise DataError(f"{label}: column {time_column!r}, the time of day of the dates in {date_column!r}, is "
-                                f"blank in data row {row}; every row needs one, fill or drop it")  # fmt: skip
+                                f"blank in data row {blank}; every row needs one, fill or drop it")  # fmt: skip
             assert times is not None
             joined = frame.drop(columns=time_column)
             joined[date_column] = text + " " + times
