@@ -359,6 +359,9 @@ def run_optuna(s: Setup) -> Run:
     with load_window(run):
         t0 = time.perf_counter()
         study = optuna.create_study(
+            # HyperbandPruner puts a trial in a bracket by a hash of the study's name and the
+            # trial's number: a fixed name makes the brackets, like the sampler, follow the seed.
+            study_name=f"bench-{s.data_name}-{s.seed}",
             direction="minimize",
             # The sweep's own sampler settings (tuning.searcher): as many random trials before
             # TPE models the results; constant_liar only matters with trials in parallel.
