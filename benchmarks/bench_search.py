@@ -414,9 +414,10 @@ def probe_smoke_test(work: Path) -> float:
     return time.perf_counter() - start
 
 
-def probe_epoch_inside_trial(data: PreparedData, work: Path, cpus: int, epochs: int = 4, rounds: int = 1) -> dict[str, float]:
+def probe_epoch_inside_trial(data: PreparedData, work: Path, cpus: int, *, epochs: int, rounds: int) -> dict[str, float]:
     """Seconds per epoch of the default config: ``fit`` as ``tuning.train`` runs it (checkpoint
-    per epoch) against one Tune trial with every CPU, first epoch left out of both, median."""
+    per epoch) against one Tune trial with every CPU, ``rounds`` of each after a first ``fit``,
+    first epoch of each run left out, median."""
     import ray
     from ray import tune
 
@@ -447,7 +448,7 @@ def probe_epoch_inside_trial(data: PreparedData, work: Path, cpus: int, epochs: 
         frame = results[0].metrics_dataframe
         return list(frame["time_this_iter_s"])[1:]
 
-    # Epochs of one process vary by +-20 % on a shared VM, so the two sides alternate over
+    # Epochs of one process vary by up to +-25 % on a shared VM, so the two sides alternate over
     # several rounds (drifting load falls on both) and the ratio is of medians over all of them.
     out, ins = outside(), []
     for _ in range(rounds):
